@@ -1,0 +1,17 @@
+//! streamstorm: a load-and-chaos simulator for gRPC streaming.
+//!
+//! # Layout
+//!
+//! - [`proto`]: service definitions loaded at run time (protox, descriptor sets), the dynamic
+//!   codec, the proto3 JSON mapping and the method catalog.
+//! - [`server`]: the mock server — our own accept loop and connection registry, routing to
+//!   reflection, health and the dynamic service, which hands each call to a responder.
+//! - [`validate`]: `streamstorm validate`, every input problem at once.
+//! - [`diagnostic`]: located problems (`file:line:col`, field path) shared by every loader.
+//! - [`cli`]: flags turned into typed settings; the only place that prints.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod proto;
+pub mod server;
+pub mod validate;

@@ -1,0 +1,107 @@
+//! The tonic [`Codec`] through which dynamic messages travel: protobuf bytes are decoded into a
+//! [`DynamicMessage`] of a descriptor chosen per call, and outbound messages are either dynamic
+//! or already encoded (a response computed once at load and sent many times).
+
+use bytes::{Buf, BufMut, Bytes};
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// A message on its way out: built per call, or encoded ahead of time.
+#[derive(Debug, Clone)]
+pub enum OutboundMessage {
+    Dynamic(DynamicMessage),
+    Encoded(Bytes),
+}
+
+impl OutboundMessage {
+    /// Size of the message on the wire, without the gRPC frame header.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::Dynamic(message) => message.encoded_len(),
+            Self::Encoded(bytes) => bytes.len(),
+        }
+    }
+}
+
+impl From<DynamicMessage> for OutboundMessage {
+    fn from(message: DynamicMessage) -> Self {
+        Self::Dynamic(message)
+    }
+}
+
+/// Encodes [`OutboundMessage`]s and decodes inbound bytes as `decode_as`.
+#[derive(Debug, Clone)]
+pub struct DynamicCodec {
+    decode_as: MessageDescriptor,
+    malformed: tonic::Code,
+}
+
+impl DynamicCodec {
+    /// The server side: requests that do not parse are the client's fault (`INVALID_ARGUMENT`).
+    pub fn for_server(request_type: MessageDescriptor) -> Self {
+        Self { decode_as: request_type, malformed: tonic::Code::InvalidArgument }
+    }
+
+    /// The client side: responses that do not parse are a server fault (`INTERNAL`).
+    pub fn for_client(response_type: MessageDescriptor) -> Self {
+        Self { decode_as: response_type, malformed: tonic::Code::Internal }
+    }
+}
+
+impl Codec for DynamicCodec {
+    type Encode = OutboundMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder { decode_as: self.decode_as.clone(), malformed: self.malformed }
+    }
+}
+
+#[derive(Debug)]
+pub struct DynamicEncoder;
+
+impl Encoder for DynamicEncoder {
+    type Item = OutboundMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: OutboundMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            OutboundMessage::Dynamic(message) => message
+                .encode(dst)
+                .map_err(|error| Status::internal(format!("cannot encode message: {error}"))),
+            OutboundMessage::Encoded(bytes) => {
+                dst.put_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DynamicDecoder {
+    decode_as: MessageDescriptor,
+    malformed: tonic::Code,
+}
+
+impl Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        DynamicMessage::decode(self.decode_as.clone(), bytes).map(Some).map_err(|error| {
+            Status::new(
+                self.malformed,
+                format!("message is not a valid {}: {error}", self.decode_as.full_name()),
+            )
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! The accept loop and the per-connection HTTP/2 server. Each accepted socket is registered,
+//! served by hyper's HTTP/2 server with the configured settings, and obeys the registry's
+//! commands (drain with GOAWAY, close) until it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::body::Body;
+use tower::Service;
+use tracing::{debug, info, warn};
+
+use super::Http2Settings;
+use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
+use super::router::GrpcRouter;
+
+/// Everything the accept loop needs, owned for the server's life.
+pub(super) struct Acceptor {
+    pub listener: TcpListener,
+    pub registry: Arc<ConnectionRegistry>,
+    pub router: GrpcRouter,
+    pub http2: Http2Settings,
+    /// Bounds the number of connections served at once; one permit per connection.
+    pub connection_permits: Arc<Semaphore>,
+    pub shutdown_grace: Duration,
+}
+
+impl Acceptor {
+    /// Accepts until `shutdown` fires, then drains every connection with GOAWAY, waits up to
+    /// the grace period, and closes what is left.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let builder = Arc::new(http2_builder(&self.http2));
+        let tasks = TaskTracker::new();
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = self.connection_permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Usually descriptor exhaustion: back off instead of spinning.
+                        warn!(%error, "Accept failed; retrying shortly.");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(error) = stream.set_nodelay(true) {
+                debug!(%error, "Could not disable Nagle's algorithm.");
+            }
+            let (context, commands) = self.registry.register(peer);
+            let connection = ConnectionTask {
+                context,
+                commands,
+                router: self.router.clone(),
+                builder: builder.clone(),
+                registry: self.registry.clone(),
+            };
+            tasks.spawn(async move {
+                connection.run(stream).await;
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        tasks.close();
+        info!(connections = self.registry.len(), grace = ?self.shutdown_grace, "Draining connections.");
+        self.registry.command_all(ConnectionCommand::Drain);
+        if tokio::time::timeout(self.shutdown_grace, tasks.wait()).await.is_err() {
+            warn!(connections = self.registry.len(), "Grace period over; closing the remaining connections.");
+            self.registry.command_all(ConnectionCommand::Close);
+            tasks.wait().await;
+        }
+    }
+}
+
+fn http2_builder(settings: &Http2Settings) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .initial_stream_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_frame_size(settings.max_frame_size)
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout)
+        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams);
+    builder
+}
+
+/// One connection's task: serves HTTP/2 and listens for registry commands.
+struct ConnectionTask {
+    context: ConnectionContext,
+    commands: mpsc::UnboundedReceiver<ConnectionCommand>,
+    router: GrpcRouter,
+    builder: Arc<http2::Builder<TokioExecutor>>,
+    registry: Arc<ConnectionRegistry>,
+}
+
+impl ConnectionTask {
+    async fn run(mut self, stream: TcpStream) {
+        let id = self.context.id;
+        debug!(connection = %id, peer = %self.context.peer, "Connection accepted.");
+        let context = self.context.clone();
+        let router = self.router.clone();
+        let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(context.clone());
+            router.clone().call(request.map(Body::new))
+        });
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        debug!(connection = %id, %error, "Connection ended with an error.");
+                    }
+                    break;
+                }
+                command = self.commands.recv() => match command {
+                    Some(ConnectionCommand::Drain) => connection.as_mut().graceful_shutdown(),
+                    Some(ConnectionCommand::Close) | None => break,
+                },
+            }
+        }
+        self.registry.remove(id);
+        debug!(connection = %id, "Connection closed.");
+    }
+}

@@ -1,0 +1,93 @@
+//! One gRPC call as the server's responders see it: the method, the connection, the request
+//! metadata and the inbound messages — whatever the call pattern, inbound is a stream, so one
+//! code path serves unary, client, server and bidirectional calls alike.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use futures::future::BoxFuture;
+use prost_reflect::DynamicMessage;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status, Streaming};
+
+use super::connection::ConnectionContext;
+use crate::proto::{MethodEntry, OutboundMessage};
+
+/// The messages a responder sends back; ends with `Ok` or with the `Err` status.
+pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<OutboundMessage, Status>> + Send>>;
+
+/// Produces the response to calls. Implementations: the built-in default responder, stubs,
+/// scripts.
+pub trait Responder: Send + Sync + 'static {
+    /// Starts answering `call`. An `Err` ends the call before any message, with that status.
+    fn respond(&self, call: Call) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>>;
+}
+
+/// A call in progress, as handed to a [`Responder`].
+pub struct Call {
+    pub method: Arc<MethodEntry>,
+    pub connection: ConnectionContext,
+    /// Server-wide stream number, unique for the life of the process.
+    pub stream_id: u64,
+    pub metadata: MetadataMap,
+    pub inbound: Inbound,
+}
+
+/// The messages the client sends, with transport errors already mapped to the status a client
+/// should see.
+pub struct Inbound {
+    messages: Streaming<DynamicMessage>,
+    received: u64,
+}
+
+impl Inbound {
+    pub fn new(messages: Streaming<DynamicMessage>) -> Self {
+        Self { messages, received: 0 }
+    }
+
+    /// The next message, `None` once the client has half-closed.
+    pub async fn next(&mut self) -> Result<Option<DynamicMessage>, Status> {
+        let message = self.messages.message().await.map_err(inbound_status)?;
+        if message.is_some() {
+            self.received += 1;
+        }
+        Ok(message)
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The single request of a unary or server-streaming call: exactly one message, then the
+    /// half-close.
+    pub async fn single(&mut self) -> Result<DynamicMessage, Status> {
+        let message = self
+            .next()
+            .await?
+            .ok_or_else(|| Status::internal("the client half-closed without sending its request message"))?;
+        if self.next().await?.is_some() {
+            return Err(Status::internal(
+                "the client sent more than one request message on a call that takes one",
+            ));
+        }
+        Ok(message)
+    }
+
+    /// Reads and discards until the client half-closes; returns how many messages came.
+    pub async fn drain(&mut self) -> Result<u64, Status> {
+        while self.next().await?.is_some() {}
+        Ok(self.received)
+    }
+}
+
+/// tonic reports an oversized inbound message as `OUT_OF_RANGE`; gRPC servers conventionally
+/// answer `RESOURCE_EXHAUSTED`, which is what clients' retry policies expect.
+fn inbound_status(status: Status) -> Status {
+    if status.code() == Code::OutOfRange && status.message().contains("message length too large") {
+        Status::resource_exhausted(status.message().to_owned())
+    } else {
+        status
+    }
+}

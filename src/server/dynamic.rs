@@ -1,0 +1,150 @@
+//! The gRPC service for every method of the loaded protos: finds the method by path, decodes
+//! requests as its input type, hands the call to the responder, and keeps the stream counts.
+//!
+//! All four call patterns go through tonic's bidirectional handler: the responder decides how
+//! many messages to read and write, so one path serves them all and oversize or malformed
+//! inbound messages surface as statuses the responder can pass on.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
+use prost_reflect::DynamicMessage;
+use tonic::body::Body;
+use tonic::codec::CompressionEncoding;
+use tonic::server::Grpc;
+use tonic::{Status, Streaming};
+
+use super::call::{Call, Inbound, OutboundStream, Responder};
+use super::connection::{ConnectionContext, ConnectionStats};
+use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
+
+/// Stream counts for the whole server.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Streams started since the server began.
+    pub started: AtomicU64,
+    /// Streams open now.
+    pub active: AtomicUsize,
+}
+
+/// Serves the methods of a [`MethodCatalog`] through a [`Responder`].
+#[derive(Clone)]
+pub struct DynamicService {
+    shared: Arc<DynamicShared>,
+}
+
+struct DynamicShared {
+    catalog: Arc<MethodCatalog>,
+    responder: Arc<dyn Responder>,
+    max_message_bytes: usize,
+    counters: Arc<StreamCounters>,
+}
+
+impl DynamicService {
+    pub fn new(
+        catalog: Arc<MethodCatalog>,
+        responder: Arc<dyn Responder>,
+        max_message_bytes: usize,
+        counters: Arc<StreamCounters>,
+    ) -> Self {
+        Self { shared: Arc::new(DynamicShared { catalog, responder, max_message_bytes, counters }) }
+    }
+}
+
+impl tower::Service<http::Request<Body>> for DynamicService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.serve(request).await) })
+    }
+}
+
+impl DynamicShared {
+    async fn serve(self: Arc<Self>, request: http::Request<Body>) -> http::Response<Body> {
+        let path = request.uri().path();
+        let Some(method) = self.catalog.by_path(path).cloned() else {
+            return unknown_method_status(path).into_http();
+        };
+        let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
+            return Status::internal("request arrived outside a registered connection").into_http();
+        };
+        let mut grpc = Grpc::new(DynamicCodec::for_server(method.input()))
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd);
+        let handler = tower::service_fn(move |call: tonic::Request<Streaming<DynamicMessage>>| {
+            self.clone().start_call(method.clone(), connection.clone(), call)
+        });
+        grpc.streaming(handler, request).await
+    }
+
+    fn start_call(
+        self: Arc<Self>,
+        method: Arc<MethodEntry>,
+        connection: ConnectionContext,
+        request: tonic::Request<Streaming<DynamicMessage>>,
+    ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
+        let (metadata, _extensions, messages) = request.into_parts();
+        let stream_id = self.counters.started.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = OpenStream::new(self.counters.clone(), connection.stats.clone());
+        let call = Call { method, connection, stream_id, metadata, inbound: Inbound::new(messages) };
+        let responding = self.responder.respond(call);
+        Box::pin(async move {
+            let response = responding.await?;
+            Ok(response.map(|messages| Box::pin(guard.wrap(messages)) as OutboundStream))
+        })
+    }
+}
+
+/// `UNIMPLEMENTED`, naming whether the service or only the method is unknown.
+fn unknown_method_status(path: &str) -> Status {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or_default();
+    let method = parts.next().unwrap_or_default();
+    Status::unimplemented(format!("unknown method {method} for service {service}"))
+}
+
+/// Counts a stream as open from the call's start until its response body is dropped (sent in
+/// full, failed, or cancelled by the client).
+struct OpenStream {
+    server: Arc<StreamCounters>,
+    connection: Arc<ConnectionStats>,
+}
+
+impl OpenStream {
+    fn new(server: Arc<StreamCounters>, connection: Arc<ConnectionStats>) -> Self {
+        server.active.fetch_add(1, Ordering::Relaxed);
+        connection.streams_opened.fetch_add(1, Ordering::Relaxed);
+        connection.streams_active.fetch_add(1, Ordering::Relaxed);
+        Self { server, connection }
+    }
+
+    fn wrap(self, messages: OutboundStream) -> impl Stream<Item = Result<OutboundMessage, Status>> + Send {
+        // The guard rides along with the stream and is dropped with it.
+        messages.map(move |item| {
+            let _ = &self;
+            item
+        })
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.server.active.fetch_sub(1, Ordering::Relaxed);
+        self.connection.streams_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,203 @@
+//! The mock gRPC server: our own accept loop ([`accept`]) with a registry of live connections
+//! ([`connection`]), routing ([`router`]) to native reflection and health ([`introspection`])
+//! or to the dynamic service ([`dynamic`]), which hands each [`call::Call`] to a responder.
+//!
+//! The server owns no knowledge of stubs or chaos: it runs whatever [`call::Responder`] it is
+//! given.
+
+pub mod accept;
+pub mod call;
+pub mod connection;
+pub mod default_responder;
+pub mod dynamic;
+pub mod introspection;
+pub mod router;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use prost_reflect::DescriptorPool;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::info;
+
+pub use call::{Call, Inbound, OutboundStream, Responder};
+pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, ConnectionRegistry};
+pub use default_responder::{DefaultResponder, DefaultResponse};
+pub use dynamic::StreamCounters;
+
+use crate::proto::MethodCatalog;
+use dynamic::DynamicService;
+use router::GrpcRouter;
+
+/// HTTP/2 settings applied to every connection.
+#[derive(Debug, Clone)]
+pub struct Http2Settings {
+    /// Streams a client may open at once on one connection; more are refused (REFUSED_STREAM).
+    pub max_concurrent_streams: u32,
+    /// Flow-control window per stream: bounds what one stream can buffer in the server.
+    pub initial_stream_window: u32,
+    /// Flow-control window per connection: bounds what one connection can buffer.
+    pub initial_connection_window: u32,
+    pub max_frame_size: u32,
+    /// How often to ping an idle client; `None` never pings.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Streams a client may reset before the server has seen them (rapid-reset protection).
+    pub max_pending_accept_reset_streams: usize,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100_000,
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 2 * 1024 * 1024,
+            max_frame_size: 16 * 1024,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(20),
+            max_pending_accept_reset_streams: 100,
+        }
+    }
+}
+
+/// Everything `serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub http2: Http2Settings,
+    /// Largest message accepted or sent; larger ones end the call with `RESOURCE_EXHAUSTED`.
+    pub max_message_bytes: usize,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long in-flight streams may run after shutdown begins.
+    pub shutdown_grace: Duration,
+    pub default_response: DefaultResponse,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http2: Http2Settings::default(),
+            max_message_bytes: 4 * 1024 * 1024,
+            max_connections: 65_536,
+            shutdown_grace: Duration::from_secs(5),
+            default_response: DefaultResponse::default(),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("the protos define no services to serve")]
+    NoServices,
+    #[error("cannot add the health and reflection descriptors: {0}")]
+    BuiltinDescriptors(#[from] prost_reflect::DescriptorError),
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot listen on {addr}: {source} (choose another address with --listen)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Shared views of a running server, for tests, admin endpoints and the embedded simulator.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub connections: Arc<ConnectionRegistry>,
+    pub streams: Arc<StreamCounters>,
+    pub catalog: Arc<MethodCatalog>,
+    pub health: HealthReporter,
+}
+
+impl ServerHandle {
+    pub fn streams_active(&self) -> usize {
+        self.streams.active.load(Ordering::Relaxed)
+    }
+}
+
+/// A server bound to its address, ready to serve.
+pub struct BoundServer {
+    acceptor: accept::Acceptor,
+    local_addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl BoundServer {
+    /// Compiles the catalog, reflection and health for `pool`, and binds the listener.
+    pub async fn bind(mut pool: DescriptorPool, settings: ServerSettings) -> Result<Self, ServerError> {
+        let responder = Arc::new(DefaultResponder::new(settings.default_response.clone()));
+        Self::bind_with(&mut pool, settings, responder).await
+    }
+
+    /// As [`BoundServer::bind`], answering calls with `responder`.
+    pub async fn bind_with(
+        pool: &mut DescriptorPool,
+        settings: ServerSettings,
+        responder: Arc<dyn Responder>,
+    ) -> Result<Self, ServerError> {
+        let catalog = Arc::new(MethodCatalog::new(pool, introspection::BUILTIN_SERVICE_PREFIXES));
+        if catalog.is_empty() {
+            return Err(ServerError::NoServices);
+        }
+        introspection::add_builtin_descriptors(pool)?;
+        let (reflection_v1, reflection_v1alpha) = introspection::reflection_services(pool)?;
+        let (health, health_service) = introspection::health_service(catalog.services()).await;
+
+        let streams = Arc::new(StreamCounters::default());
+        let dynamic =
+            DynamicService::new(catalog.clone(), responder, settings.max_message_bytes, streams.clone());
+        let router = GrpcRouter::new(dynamic)
+            .with_native("grpc.health.v1.Health", health_service)
+            .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)
+            .with_native("grpc.reflection.v1alpha.ServerReflection", reflection_v1alpha);
+
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+        let connections = Arc::new(ConnectionRegistry::default());
+        let acceptor = accept::Acceptor {
+            listener,
+            registry: connections.clone(),
+            router,
+            http2: settings.http2.clone(),
+            connection_permits: Arc::new(Semaphore::new(settings.max_connections)),
+            shutdown_grace: settings.shutdown_grace,
+        };
+        let handle = ServerHandle { connections, streams, catalog, health };
+        Ok(Self { acceptor, local_addr, handle })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when `listen` said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until `shutdown` fires, then drains (GOAWAY), waits the grace period, and closes.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        info!(addr = %self.local_addr, services = self.handle.catalog.services().len(), "Serving.");
+        let health = self.handle.health.clone();
+        let services = self.handle.catalog.services().to_vec();
+        let draining = shutdown.clone();
+        let mark_not_serving = async move {
+            draining.cancelled().await;
+            for service in services.iter().map(String::as_str).chain([""]) {
+                health.set_service_status(service, ServingStatus::NotServing).await;
+            }
+        };
+        tokio::join!(self.acceptor.run(shutdown), mark_not_serving);
+        info!("Server stopped.");
+    }
+}

@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+// Generic gRPC client (Node @grpc/grpc-js) for the streamstorm interop tests.
+// Same CLI and output JSON as ../python/client.py; a non-OK status is data (exit 0),
+// only harness errors exit non-zero.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { createRequire } = require('module');
+const { parseArgs } = require('util');
+
+const interopDir = process.env.STREAMSTORM_INTEROP_DIR || path.resolve(__dirname, '../../../.interop');
+const requireInstalled = createRequire(path.join(interopDir, 'node', 'package.json'));
+const grpc = requireInstalled('@grpc/grpc-js');
+const protoLoader = requireInstalled('@grpc/proto-loader');
+
+const USAGE = `usage: client.js --target HOST:PORT --proto-root DIR [--proto FILE ...] --method package.Service/Method
+                 [--requests JSON_ARRAY] [--metadata KEY=VALUE ...] [--timeout SECONDS]
+                 [--send-interval-ms N] [--cancel-after N]
+
+  --target HOST:PORT       server address, e.g. 127.0.0.1:50051
+  --proto-root DIR         import root of the .proto files (repeatable)
+  --proto FILE             .proto file to load, relative to a root (repeatable;
+                           default: every .proto under the roots)
+  --method NAME            full method name: package.Service/Method
+  --requests JSON_ARRAY    request messages as proto-loader objects (default [{}]);
+                           bytes as base64, Timestamp/Duration as {seconds, nanos}
+  --metadata KEY=VALUE     request metadata (repeatable); values of -bin keys are base64
+  --timeout SECONDS        deadline
+  --send-interval-ms N     pause between streamed requests
+  --cancel-after N         cancel the call after receiving N responses
+
+Prints one JSON object: responses, code, details, initial_metadata,
+trailing_metadata, received_at_ms, sent_at_ms.`;
+
+function fail(message) {
+  process.stderr.write(`client.js: ${message}\n`);
+  process.exit(2);
+}
+
+function parseCli() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        target: { type: 'string' },
+        'proto-root': { type: 'string', multiple: true, default: [] },
+        proto: { type: 'string', multiple: true, default: [] },
+        method: { type: 'string' },
+        requests: { type: 'string', default: '[{}]' },
+        metadata: { type: 'string', multiple: true, default: [] },
+        timeout: { type: 'string' },
+        'send-interval-ms': { type: 'string', default: '0' },
+        'cancel-after': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    fail(`${err.message}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  for (const name of ['target', 'method']) {
+    if (!values[name]) fail(`--${name} is required\n${USAGE}`);
+  }
+  if (values['proto-root'].length === 0) fail(`--proto-root is required\n${USAGE}`);
+  for (const root of values['proto-root']) {
+    if (!fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) fail(`proto root ${root} is not a directory`);
+  }
+  const cancelAfter = values['cancel-after'] === undefined ? undefined : Number(values['cancel-after']);
+  if (cancelAfter !== undefined && !(Number.isInteger(cancelAfter) && cancelAfter >= 1)) {
+    fail('--cancel-after must be an integer >= 1');
+  }
+  let requests;
+  try {
+    requests = JSON.parse(values.requests);
+  } catch (err) {
+    fail(`--requests is not valid JSON: ${err.message}`);
+  }
+  if (!Array.isArray(requests)) fail('--requests must be a JSON array');
+  return {
+    target: values.target,
+    roots: values['proto-root'],
+    protos: values.proto,
+    method: values.method,
+    requests,
+    metadata: values.metadata,
+    timeout: values.timeout === undefined ? undefined : Number(values.timeout),
+    sendIntervalMs: Number(values['send-interval-ms']),
+    cancelAfter,
+  };
+}
+
+function findProtos(roots) {
+  return roots.flatMap((root) =>
+    fs.readdirSync(root, { recursive: true })
+      .filter((file) => file.endsWith('.proto'))
+      .sort());
+}
+
+function buildMetadata(pairs) {
+  const metadata = new grpc.Metadata();
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) fail(`--metadata expects KEY=VALUE, got ${JSON.stringify(pair)}`);
+    const key = pair.slice(0, eq).toLowerCase();
+    const value = pair.slice(eq + 1);
+    metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
+  }
+  return metadata;
+}
+
+function metadataToJson(metadata) {
+  const out = {};
+  for (const [key, values] of Object.entries(metadata ? metadata.toJSON() : {})) {
+    out[key] = values.map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v)).join(', ');
+  }
+  return out;
+}
+
+// JSON.stringify replacer: `this[key]` is the value before Buffer#toJSON ran.
+function buffersAsBase64(key, value) {
+  return Buffer.isBuffer(this[key]) ? this[key].toString('base64') : value;
+}
+
+function main() {
+  const opts = parseCli();
+  const packageDefinition = protoLoader.loadSync(opts.protos.length ? opts.protos : findProtos(opts.roots), {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: false,
+    oneofs: true,
+    includeDirs: opts.roots,
+  });
+  const [serviceName, methodName] = opts.method.split('/');
+  const method = packageDefinition[serviceName] && packageDefinition[serviceName][methodName];
+  if (!method || !method.path) fail(`method ${JSON.stringify(opts.method)} not found in the loaded protos`);
+  if (!method.requestStream && opts.requests.length !== 1) {
+    fail(`${opts.method} is not client-streaming; pass exactly one request`);
+  }
+
+  const client = new grpc.Client(opts.target, grpc.credentials.createInsecure());
+  const metadata = buildMetadata(opts.metadata);
+  const callOptions = opts.timeout === undefined ? {} : { deadline: Date.now() + opts.timeout * 1000 };
+  const args = [method.path, method.requestSerialize, method.responseDeserialize];
+
+  const start = performance.now();
+  const elapsedMs = () => Math.round((performance.now() - start) * 1000) / 1000;
+  const result = {
+    responses: [],
+    code: null,
+    details: '',
+    initial_metadata: {},
+    trailing_metadata: {},
+    received_at_ms: [],
+    sent_at_ms: [],
+  };
+  let finished = false;
+  let call;
+  const onResponse = (response) => {
+    result.responses.push(response);
+    result.received_at_ms.push(elapsedMs());
+    if (opts.cancelAfter !== undefined && result.responses.length >= opts.cancelAfter) call.cancel();
+  };
+  const unaryCallback = (err, response) => {
+    if (!err) onResponse(response);
+  };
+
+  if (!method.requestStream) result.sent_at_ms.push(elapsedMs());
+  if (method.requestStream && method.responseStream) {
+    call = client.makeBidiStreamRequest(...args, metadata, callOptions);
+  } else if (method.requestStream) {
+    call = client.makeClientStreamRequest(...args, metadata, callOptions, unaryCallback);
+  } else if (method.responseStream) {
+    call = client.makeServerStreamRequest(...args, opts.requests[0], metadata, callOptions);
+  } else {
+    call = client.makeUnaryRequest(...args, opts.requests[0], metadata, callOptions, unaryCallback);
+  }
+  // Print once the status is in and, for response streams, every message has been emitted.
+  let pendingEvents = method.responseStream ? 2 : 1;
+  const settle = () => {
+    pendingEvents -= 1;
+    if (pendingEvents > 0) return;
+    client.close();
+    process.stdout.write(`${JSON.stringify(result, buffersAsBase64)}\n`, () => process.exit(0));
+  };
+  if (method.responseStream) {
+    call.on('data', onResponse);
+    call.on('error', () => {}); // the status event carries the error
+    call.on('end', settle);
+  }
+  call.on('metadata', (md) => {
+    result.initial_metadata = metadataToJson(md);
+  });
+  call.on('status', (status) => {
+    finished = true;
+    result.code = grpc.status[status.code];
+    result.details = status.details || '';
+    result.trailing_metadata = metadataToJson(status.metadata);
+    settle();
+  });
+
+  if (method.requestStream) {
+    (async () => {
+      for (const [i, request] of opts.requests.entries()) {
+        if (i > 0 && opts.sendIntervalMs > 0) {
+          await new Promise((resolve) => setTimeout(resolve, opts.sendIntervalMs));
+        }
+        if (finished) return;
+        result.sent_at_ms.push(elapsedMs());
+        call.write(request);
+      }
+      call.end();
+    })();
+  }
+}
+
+main();

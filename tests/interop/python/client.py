@@ -1,0 +1,171 @@
+"""Generic gRPC client (Python grpcio) for the streamstorm interop tests.
+
+Calls any method whose generated *_pb2 module is under a --proto-root and prints
+one JSON object describing the call. A non-OK status is data (exit code 0);
+only harness errors (bad arguments, unknown method, bad JSON) exit non-zero.
+"""
+import argparse
+import base64
+import importlib
+import json
+import os
+import pathlib
+import sys
+import time
+
+import grpc
+from google.protobuf import descriptor_pool, json_format, message_factory
+
+DEFAULT_GEN_DIR = pathlib.Path(
+    os.environ.get("STREAMSTORM_INTEROP_DIR", pathlib.Path(__file__).resolve().parents[3] / ".interop")
+) / "python-gen"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", required=True, help="HOST:PORT, e.g. 127.0.0.1:50051")
+    p.add_argument("--proto-root", action="append", type=pathlib.Path,
+                   help=f"directory of generated *_pb2.py modules (repeatable; default {DEFAULT_GEN_DIR})")
+    p.add_argument("--proto", action="append",
+                   help="only load the module generated from this .proto (path relative to the proto root; "
+                        "repeatable; default: every *_pb2.py under the roots)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--method", help="full method name: package.Service/Method")
+    what.add_argument("--health", metavar="SERVICE_NAME",
+                      help='call grpc.health.v1.Health/Check for this service ("" = whole server)')
+    p.add_argument("--requests", default="[{}]", help="JSON array of request messages (proto3 JSON mapping)")
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                   help="request metadata (repeatable); values of keys ending in -bin are base64")
+    p.add_argument("--timeout", type=float, help="deadline in seconds")
+    p.add_argument("--send-interval-ms", type=int, default=0, help="pause between streamed requests")
+    p.add_argument("--cancel-after", type=int, metavar="N", help="cancel the call after receiving N responses")
+    p.add_argument("--rich-status", action="store_true",
+                   help="decode the grpc-status-details-bin trailer as google.rpc.Status into 'rich_status'")
+    args = p.parse_args()
+    if args.cancel_after is not None and args.cancel_after < 1:
+        p.error("--cancel-after must be >= 1")
+    return args
+
+
+def load_modules(roots, protos) -> None:
+    """Import generated modules so their descriptors land in the default pool."""
+    for root in roots:
+        if not root.is_dir():
+            sys.exit(f"client.py: proto root {root} is not a directory")
+        sys.path.append(str(root.resolve()))
+    if protos:
+        names = [p.removesuffix(".proto").replace("-", "_").replace("/", ".") + "_pb2" for p in protos]
+    else:
+        names = [".".join(f.relative_to(root).with_suffix("").parts)
+                 for root in roots for f in sorted(root.rglob("*_pb2.py"))]
+    for name in names:
+        importlib.import_module(name)
+
+
+def metadata_to_json(metadata) -> dict:
+    out = {}
+    for key, value in metadata or ():
+        text = base64.b64encode(value).decode() if key.endswith("-bin") else value
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+def parse_metadata(pairs) -> list:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"client.py: --metadata expects KEY=VALUE, got {pair!r}")
+        key = key.lower()
+        out.append((key, base64.b64decode(value) if key.endswith("-bin") else value))
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    load_modules(args.proto_root or [DEFAULT_GEN_DIR], args.proto)
+    if args.health is not None:
+        from grpc_health.v1 import health_pb2  # noqa: F401  (registers grpc.health.v1 in the pool)
+        args.method, request_dicts = "grpc.health.v1.Health/Check", [{"service": args.health}]
+    else:
+        request_dicts = json.loads(args.requests)
+        if not isinstance(request_dicts, list):
+            sys.exit("client.py: --requests must be a JSON array")
+
+    service_name, _, method_name = args.method.partition("/")
+    try:
+        method = descriptor_pool.Default().FindServiceByName(service_name).methods_by_name[method_name]
+    except KeyError:
+        sys.exit(f"client.py: method {args.method!r} not found in the loaded protos")
+    request_cls = message_factory.GetMessageClass(method.input_type)
+    response_cls = message_factory.GetMessageClass(method.output_type)
+    requests = [json_format.ParseDict(d, request_cls()) for d in request_dicts]
+    if not method.client_streaming and len(requests) != 1:
+        sys.exit(f"client.py: {args.method} is not client-streaming; pass exactly one request")
+
+    channel = grpc.insecure_channel(args.target)
+    kind = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
+            (True, False): channel.stream_unary, (True, True): channel.stream_stream}
+    multicallable = kind[(method.client_streaming, method.server_streaming)](
+        f"/{service_name}/{method_name}",
+        request_serializer=request_cls.SerializeToString,
+        response_deserializer=response_cls.FromString,
+    )
+
+    metadata = parse_metadata(args.metadata)
+    start = time.monotonic()
+    elapsed_ms = lambda: round((time.monotonic() - start) * 1000, 3)  # noqa: E731
+    sent_at, received_at, responses = [], [], []
+
+    def request_stream():
+        for i, request in enumerate(requests):
+            if i and args.send_interval_ms:
+                time.sleep(args.send_interval_ms / 1000)
+            sent_at.append(elapsed_ms())
+            yield request
+
+    if method.client_streaming:
+        request_arg = request_stream()
+    else:
+        request_arg = requests[0]
+        sent_at.append(elapsed_ms())
+    invoke = multicallable if method.server_streaming else multicallable.future
+    call = invoke(request_arg, timeout=args.timeout, metadata=metadata)
+
+    def record(response):
+        responses.append(response)
+        received_at.append(elapsed_ms())
+
+    try:
+        if not method.server_streaming:
+            record(call.result())
+        else:
+            for response in call:
+                record(response)
+                if args.cancel_after is not None and len(responses) >= args.cancel_after:
+                    call.cancel()
+                    break
+    except grpc.RpcError:
+        pass  # the status is reported below
+
+    result = {
+        "responses": [json_format.MessageToDict(r, preserving_proto_field_name=True) for r in responses],
+        "code": call.code().name,
+        "details": call.details() or "",
+        "initial_metadata": metadata_to_json(call.initial_metadata()),
+        "trailing_metadata": metadata_to_json(call.trailing_metadata()),
+        "received_at_ms": received_at,
+        "sent_at_ms": list(sent_at),  # the request thread may still be running
+    }
+    if args.rich_status:
+        from google.rpc import error_details_pb2  # noqa: F401  (standard detail types for Any)
+        from grpc_status import rpc_status
+        status = rpc_status.from_call(call)
+        result["rich_status"] = status and json_format.MessageToDict(status, preserving_proto_field_name=True)
+    channel.close()
+    json.dump(result, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
