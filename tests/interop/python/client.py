@@ -88,7 +88,10 @@ def main() -> None:
         from grpc_health.v1 import health_pb2  # noqa: F401  (registers grpc.health.v1 in the pool)
         args.method, request_dicts = "grpc.health.v1.Health/Check", [{"service": args.health}]
     else:
-        request_dicts = json.loads(args.requests)
+        try:
+            request_dicts = json.loads(args.requests)
+        except json.JSONDecodeError as err:
+            sys.exit(f"client.py: --requests is not valid JSON: {err}")
         if not isinstance(request_dicts, list):
             sys.exit("client.py: --requests must be a JSON array")
 
@@ -99,7 +102,10 @@ def main() -> None:
         sys.exit(f"client.py: method {args.method!r} not found in the loaded protos")
     request_cls = message_factory.GetMessageClass(method.input_type)
     response_cls = message_factory.GetMessageClass(method.output_type)
-    requests = [json_format.ParseDict(d, request_cls()) for d in request_dicts]
+    try:
+        requests = [json_format.ParseDict(d, request_cls()) for d in request_dicts]
+    except json_format.ParseError as err:
+        sys.exit(f"client.py: bad request for {method.input_type.full_name}: {err}")
     if not method.client_streaming and len(requests) != 1:
         sys.exit(f"client.py: {args.method} is not client-streaming; pass exactly one request")
 

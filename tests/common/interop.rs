@@ -1,0 +1,126 @@
+//! The real clients the test command installs under `.interop/` (grpcurl, Python grpcio,
+//! Node @grpc/grpc-js): where they are, how to run them, and what they print. A missing tool is
+//! a test failure with the setup command in the message, never a skip.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Output;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::repo_root;
+
+/// Where the setup script put the tools.
+pub fn interop_dir() -> PathBuf {
+    std::env::var_os("STREAMSTORM_INTEROP_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".interop"))
+}
+
+fn require(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup-interop.sh (the README's test command runs it)",
+        path.display()
+    );
+    path
+}
+
+/// Which real client library makes the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Python,
+    Node,
+}
+
+/// What a client printed about its call.
+#[derive(Debug, Deserialize)]
+pub struct ClientOutcome {
+    pub responses: Vec<Value>,
+    pub code: String,
+    pub details: String,
+    #[serde(default)]
+    pub initial_metadata: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub trailing_metadata: serde_json::Map<String, Value>,
+    pub received_at_ms: Vec<f64>,
+    pub sent_at_ms: Vec<f64>,
+    #[serde(default)]
+    pub rich_status: Option<Value>,
+}
+
+/// One call made by a real client library.
+pub struct ClientCall {
+    client: Client,
+    args: Vec<String>,
+}
+
+impl ClientCall {
+    pub fn new(client: Client, target: SocketAddr, method: &str) -> Self {
+        let mut call = Self { client, args: vec!["--target".into(), target.to_string()] };
+        match client {
+            Client::Python => call.args.extend(["--proto-root".into(), interop_dir().join("python-gen").display().to_string()]),
+            Client::Node => call.args.extend(["--proto-root".into(), repo_root().join("protos").display().to_string()]),
+        }
+        if !method.is_empty() {
+            call.args.extend(["--method".into(), method.into()]);
+        }
+        call
+    }
+
+    /// A Python `grpc.health.v1.Health/Check` of `service` ("" for the whole server).
+    pub fn health(target: SocketAddr, service: &str) -> Self {
+        Self::new(Client::Python, target, "").arg("--health").arg(service)
+    }
+
+    pub fn requests(self, requests: Value) -> Self {
+        self.arg("--requests").arg(requests.to_string())
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Runs the client and parses its report; panics on a harness error.
+    pub async fn run(self) -> ClientOutcome {
+        let (program, script) = match self.client {
+            Client::Python => (require(interop_dir().join("venv/bin/python")), "tests/interop/python/client.py"),
+            Client::Node => ("node".into(), "tests/interop/node/client.js"),
+        };
+        let mut command = tokio::process::Command::new(program);
+        command.arg(repo_root().join(script)).args(&self.args);
+        if self.client == Client::Node {
+            command.env("NODE_PATH", require(interop_dir().join("node/node_modules")));
+        }
+        let output = command.output().await.expect("the client starts");
+        parse_report(&output, &self.args)
+    }
+}
+
+fn parse_report(output: &Output, args: &[String]) -> ClientOutcome {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "client {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("client printed no report ({error}): {stdout}"))
+}
+
+/// Runs grpcurl (plaintext) against `target` with `args`; returns (success, stdout, stderr).
+pub async fn grpcurl(target: SocketAddr, args: &[&str]) -> (bool, String, String) {
+    let grpcurl = require(interop_dir().join("bin/grpcurl"));
+    let mut command = tokio::process::Command::new(grpcurl);
+    command.arg("-plaintext").args(args.iter().take(args.len().saturating_sub(1)));
+    command.arg(target.to_string());
+    if let Some(last) = args.last() {
+        command.arg(last);
+    }
+    let output = command.output().await.expect("grpcurl starts");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,167 @@
+//! Helpers shared by the integration tests: an in-process server on a free loopback port, a
+//! dynamic tonic client, and access to the interop tools the test command installs.
+#![allow(dead_code)]
+
+pub mod interop;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use streamstorm::proto::{DynamicCodec, OutboundMessage, load_pool};
+use streamstorm::server::{BoundServer, ServerHandle, ServerSettings};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+/// The repository root (where `protos/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The example protos shipped in `protos/`.
+pub fn example_pool() -> DescriptorPool {
+    load_pool(&[repo_root().join("protos")], &[]).expect("the example protos load")
+}
+
+pub fn message_type(pool: &DescriptorPool, name: &str) -> MessageDescriptor {
+    pool.get_message_by_name(name).unwrap_or_else(|| panic!("{name} is in the pool"))
+}
+
+/// A server running in this process until dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub pool: DescriptorPool,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serves the example protos on a free port with `settings` (its `listen` is ignored).
+    pub async fn start(settings: ServerSettings) -> Self {
+        Self::start_with_pool(example_pool(), settings).await
+    }
+
+    pub async fn start_with_pool(pool: DescriptorPool, settings: ServerSettings) -> Self {
+        let settings = ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..settings };
+        let server = BoundServer::bind(pool.clone(), settings).await.expect("the server binds");
+        let addr = server.local_addr();
+        let handle = server.handle();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.serve(shutdown.clone()));
+        Self { addr, handle, pool, shutdown, task: Some(task) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A new client connection (its own HTTP/2 connection).
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(self.url()).unwrap().connect().await.expect("the client connects")
+    }
+
+    /// Begins graceful shutdown and waits for the server to stop.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ends cleanly");
+        }
+    }
+
+    /// Begins graceful shutdown without waiting.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// What a call returned: every response message and the final status.
+#[derive(Debug)]
+pub struct CallOutcome {
+    pub responses: Vec<DynamicMessage>,
+    pub status: tonic::Status,
+}
+
+/// Makes any kind of call the way the server sees all of them: a stream each way.
+pub fn call(
+    channel: Channel,
+    pool: &DescriptorPool,
+    method: &str,
+    requests: Vec<OutboundMessage>,
+) -> impl std::future::Future<Output = CallOutcome> + Send + 'static {
+    let (service, name) = method.split_once('/').expect("method is Service/Method");
+    let descriptor = pool
+        .get_service_by_name(service)
+        .and_then(|s| s.methods().find(|m| m.name() == name))
+        .map(|m| m.output())
+        .unwrap_or_else(|| message_type(pool, "google.protobuf.Empty"));
+    call_raw(channel, format!("/{method}"), descriptor, requests)
+}
+
+/// As [`call`], for any path and response type (including paths the server does not know).
+pub async fn call_raw(
+    channel: Channel,
+    path: String,
+    response_type: MessageDescriptor,
+    requests: Vec<OutboundMessage>,
+) -> CallOutcome {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("the channel is ready");
+    let request = tonic::Request::new(futures::stream::iter(requests));
+    let path = http::uri::PathAndQuery::try_from(path).unwrap();
+    let mut responses = Vec::new();
+    let status = match grpc.streaming(request, path, DynamicCodec::for_client(response_type)).await {
+        Ok(response) => {
+            let mut stream = response.into_inner();
+            loop {
+                match stream.message().await {
+                    Ok(Some(message)) => responses.push(message),
+                    Ok(None) => break tonic::Status::ok(""),
+                    Err(status) => break status,
+                }
+            }
+        }
+        Err(status) => status,
+    };
+    CallOutcome { responses, status }
+}
+
+/// A request message built from JSON.
+pub fn json_message(pool: &DescriptorPool, type_name: &str, json: serde_json::Value) -> OutboundMessage {
+    let descriptor = message_type(pool, type_name);
+    OutboundMessage::Dynamic(streamstorm::proto::json::message_from_json(&descriptor, &json).expect("valid JSON"))
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
+}
+
+/// Resident memory of a process in bytes, from /proc.
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs is readable");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS is reported");
+    kib * 1024
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
