@@ -108,19 +108,44 @@ fn parse_report(output: &Output, args: &[String]) -> ClientOutcome {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("client printed no report ({error}): {stdout}"))
 }
 
-/// Runs grpcurl (plaintext) against `target` with `args`; returns (success, stdout, stderr).
-pub async fn grpcurl(target: SocketAddr, args: &[&str]) -> (bool, String, String) {
-    let grpcurl = require(interop_dir().join("bin/grpcurl"));
-    let mut command = tokio::process::Command::new(grpcurl);
-    command.arg("-plaintext").args(args.iter().take(args.len().saturating_sub(1)));
-    command.arg(target.to_string());
-    if let Some(last) = args.last() {
-        command.arg(last);
+/// What grpcurl said.
+#[derive(Debug)]
+pub struct GrpcurlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl GrpcurlOutput {
+    /// The JSON messages grpcurl printed, one after another.
+    pub fn messages(&self) -> Vec<Value> {
+        serde_json::Deserializer::from_str(&self.stdout)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|error| panic!("grpcurl printed something other than JSON ({error}): {}", self.stdout))
     }
-    let output = command.output().await.expect("grpcurl starts");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+}
+
+/// Runs `grpcurl -plaintext FLAGS TARGET COMMAND...`, feeding `stdin` when given (for `-d @`).
+pub async fn grpcurl(target: SocketAddr, flags: &[&str], command: &[&str], stdin: Option<&str>) -> GrpcurlOutput {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(require(interop_dir().join("bin/grpcurl")))
+        .arg("-plaintext")
+        .args(flags)
+        .arg(target.to_string())
+        .args(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("grpcurl starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input.write_all(stdin.unwrap_or_default().as_bytes()).await.expect("grpcurl reads its input");
+    drop(input);
+    let output = child.wait_with_output().await.expect("grpcurl runs");
+    GrpcurlOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }

@@ -2,6 +2,7 @@
 //! dynamic tonic client, and access to the interop tools the test command installs.
 #![allow(dead_code)]
 
+pub mod echo;
 pub mod interop;
 
 use std::net::SocketAddr;
@@ -46,6 +47,11 @@ impl TestServer {
     pub async fn start_with_pool(pool: DescriptorPool, settings: ServerSettings) -> Self {
         let settings = ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..settings };
         let server = BoundServer::bind(pool.clone(), settings).await.expect("the server binds");
+        Self::from_bound(server, pool)
+    }
+
+    /// Runs an already bound server.
+    pub fn from_bound(server: BoundServer, pool: DescriptorPool) -> Self {
         let addr = server.local_addr();
         let handle = server.handle();
         let shutdown = CancellationToken::new();
