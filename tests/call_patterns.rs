@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, call, call_raw, json_message, message_type};
 use base64::Engine;
+use common::{TestServer, call, call_raw, json_message, message_type};
 use prost_reflect::ReflectMessage;
 use serde_json::json;
 use streamstorm::proto::{DynamicCodec, OutboundMessage};
@@ -23,7 +23,8 @@ fn paced(messages: u32, interval: Duration) -> ServerSettings {
 async fn unary_answers_a_default_message() {
     let server = TestServer::start(ServerSettings::default()).await;
     let request = json_message(&server.pool, "myapp.GetUserRequest", json!({"user_id": "u1"}));
-    let outcome = call(server.channel().await, &server.pool, "myapp.UserService/GetUser", vec![request]).await;
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.UserService/GetUser", vec![request]).await;
     assert_eq!(outcome.status.code(), Code::Ok, "{:?}", outcome.status);
     assert_eq!(outcome.responses.len(), 1);
     assert_eq!(outcome.responses[0].descriptor().full_name(), "myapp.User");
@@ -82,7 +83,8 @@ async fn bidi_replies_while_the_client_is_still_sending() {
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.unwrap();
     let output = message_type(&server.pool, "myapp.ChatMessage");
-    let message = |content: &str| json_message(&server.pool, "myapp.ChatMessage", json!({"content": content}));
+    let message =
+        |content: &str| json_message(&server.pool, "myapp.ChatMessage", json!({"content": content}));
 
     sender.send(message("first")).await.unwrap();
     let response = grpc
@@ -121,10 +123,12 @@ async fn unknown_service_and_method_are_unimplemented() {
 
 #[tokio::test]
 async fn unimplemented_mode_refuses_every_method() {
-    let settings = ServerSettings { default_response: DefaultResponse::Unimplemented, ..ServerSettings::default() };
+    let settings =
+        ServerSettings { default_response: DefaultResponse::Unimplemented, ..ServerSettings::default() };
     let server = TestServer::start(settings).await;
     let request = json_message(&server.pool, "myapp.GetUserRequest", json!({}));
-    let outcome = call(server.channel().await, &server.pool, "myapp.UserService/GetUser", vec![request]).await;
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.UserService/GetUser", vec![request]).await;
     assert_eq!(outcome.status.code(), Code::Unimplemented);
     assert!(outcome.status.message().contains("myapp.UserService/GetUser"), "{:?}", outcome.status);
 }
@@ -134,7 +138,12 @@ async fn malformed_request_is_invalid_argument_and_other_streams_carry_on() {
     let server = TestServer::start(paced(3, Duration::from_millis(100))).await;
     let channel = server.channel().await;
     let subscribe = json_message(&server.pool, "myapp.SubscribeRequest", json!({"topics": ["a"]}));
-    let healthy = tokio::spawn(call(channel.clone(), &server.pool, "myapp.NotificationService/Subscribe", vec![subscribe]));
+    let healthy = tokio::spawn(call(
+        channel.clone(),
+        &server.pool,
+        "myapp.NotificationService/Subscribe",
+        vec![subscribe],
+    ));
 
     // Field 1 with wire type 7 does not exist in protobuf.
     let garbage = OutboundMessage::Encoded(bytes::Bytes::from_static(&[0x0f, 0xff, 0xff]));
@@ -151,12 +160,18 @@ async fn malformed_request_is_invalid_argument_and_other_streams_carry_on() {
 async fn oversized_message_is_resource_exhausted() {
     let settings = ServerSettings { max_message_bytes: 1024, ..ServerSettings::default() };
     let server = TestServer::start(settings).await;
-    let big = json_message(&server.pool, "myapp.FileChunk", json!({"data": base64::engine::general_purpose::STANDARD.encode([7u8; 4096])}));
-    let outcome = call(server.channel().await, &server.pool, "myapp.UploadService/UploadFile", vec![big]).await;
+    let big = json_message(
+        &server.pool,
+        "myapp.FileChunk",
+        json!({"data": base64::engine::general_purpose::STANDARD.encode([7u8; 4096])}),
+    );
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.UploadService/UploadFile", vec![big]).await;
     assert_eq!(outcome.status.code(), Code::ResourceExhausted, "{:?}", outcome.status);
 
     let small = json_message(&server.pool, "myapp.FileChunk", json!({"data": "AAEC"}));
-    let outcome = call(server.channel().await, &server.pool, "myapp.UploadService/UploadFile", vec![small]).await;
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.UploadService/UploadFile", vec![small]).await;
     assert_eq!(outcome.status.code(), Code::Ok);
 }
 
@@ -165,7 +180,8 @@ async fn unary_with_two_requests_is_internal() {
     let server = TestServer::start(ServerSettings::default()).await;
     let request = || json_message(&server.pool, "myapp.GetUserRequest", json!({"user_id": "u"}));
     let outcome =
-        call(server.channel().await, &server.pool, "myapp.UserService/GetUser", vec![request(), request()]).await;
+        call(server.channel().await, &server.pool, "myapp.UserService/GetUser", vec![request(), request()])
+            .await;
     assert_eq!(outcome.status.code(), Code::Internal, "{:?}", outcome.status);
 }
 
@@ -179,7 +195,12 @@ async fn streams_know_their_connection_and_are_counted() {
         .flat_map(|channel| {
             (0..3).map(|_| {
                 let request = json_message(&pool, "myapp.SubscribeRequest", json!({}));
-                tokio::spawn(call(channel.clone(), &pool, "myapp.NotificationService/Subscribe", vec![request]))
+                tokio::spawn(call(
+                    channel.clone(),
+                    &pool,
+                    "myapp.NotificationService/Subscribe",
+                    vec![request],
+                ))
             })
         })
         .collect();

@@ -26,7 +26,13 @@ async fn lists_every_service_through_reflection() {
         ]
     );
     let output = grpcurl(server.addr, &[], &["describe", "myapp.ChatService"], None).await;
-    assert!(output.stdout.contains("rpc Chat ( stream .myapp.ChatMessage ) returns ( stream .myapp.ChatMessage );"), "{}", output.stdout);
+    assert!(
+        output
+            .stdout
+            .contains("rpc Chat ( stream .myapp.ChatMessage ) returns ( stream .myapp.ChatMessage );"),
+        "{}",
+        output.stdout
+    );
 }
 
 #[tokio::test]
@@ -51,7 +57,14 @@ async fn unary_through_reflection_maps_every_field_kind() {
 async fn server_streaming_from_proto_files() {
     let server = TestServer::start_echo().await;
     let protos = common::repo_root().join("protos");
-    let flags = ["-import-path", common::path_str(&protos), "-proto", "myapp/notification.proto", "-d", r#"{"topics":["user","payment"]}"#];
+    let flags = [
+        "-import-path",
+        common::path_str(&protos),
+        "-proto",
+        "myapp/notification.proto",
+        "-d",
+        r#"{"topics":["user","payment"]}"#,
+    ];
     let output = grpcurl(server.addr, &flags, &["myapp.NotificationService/Subscribe"], None).await;
     assert!(output.success, "{}", output.stderr);
     let topics: Vec<_> = output.messages().iter().map(|m| m["topic"].clone()).collect();
@@ -71,7 +84,8 @@ async fn client_streaming_reads_messages_from_stdin() {
 #[tokio::test]
 async fn bidi_echoes_each_message() {
     let server = TestServer::start_echo().await;
-    let messages = r#"{"user_id": "alice", "content": "hi"} {"user_id": "alice", "content": "bye", "type": "LEAVE"}"#;
+    let messages =
+        r#"{"user_id": "alice", "content": "hi"} {"user_id": "alice", "content": "bye", "type": "LEAVE"}"#;
     let output = grpcurl(server.addr, &["-d", "@"], &["myapp.ChatService/Chat"], Some(messages)).await;
     assert!(output.success, "{}", output.stderr);
     let contents: Vec<_> = output.messages().iter().map(|m| m["content"].clone()).collect();
@@ -81,7 +95,13 @@ async fn bidi_echoes_each_message() {
 #[tokio::test]
 async fn health_check_and_unknown_method() {
     let server = TestServer::start_echo().await;
-    let output = grpcurl(server.addr, &["-d", r#"{"service":"myapp.UserService"}"#], &["grpc.health.v1.Health/Check"], None).await;
+    let output = grpcurl(
+        server.addr,
+        &["-d", r#"{"service":"myapp.UserService"}"#],
+        &["grpc.health.v1.Health/Check"],
+        None,
+    )
+    .await;
     assert_eq!(output.messages(), [json!({"status": "SERVING"})]);
     let output = grpcurl(server.addr, &[], &["myapp.UserService/Nope"], None).await;
     assert!(!output.success);

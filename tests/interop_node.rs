@@ -39,7 +39,10 @@ async fn bidi_is_interactive() {
         .await;
     assert_eq!(outcome.code, "OK", "{}", outcome.details);
     let contents: Vec<_> = outcome.responses.iter().map(|r| r["content"].clone()).collect();
-    assert_eq!(contents, [json!("echo: Joined chat"), json!("echo: Hello from client"), json!("echo: Leaving chat")]);
+    assert_eq!(
+        contents,
+        [json!("echo: Joined chat"), json!("echo: Hello from client"), json!("echo: Leaving chat")]
+    );
     assert_eq!(outcome.responses[0]["type"], json!("SYSTEM"));
     assert!(outcome.received_at_ms[0] < *outcome.sent_at_ms.last().unwrap(), "{outcome:?}");
 }
@@ -47,7 +50,10 @@ async fn bidi_is_interactive() {
 #[tokio::test]
 async fn cancelling_mid_stream_stops_the_server_side_at_once() {
     let settings = ServerSettings {
-        default_response: DefaultResponse::Empty { stream_messages: 5, stream_interval: Duration::from_secs(2) },
+        default_response: DefaultResponse::Empty {
+            stream_messages: 5,
+            stream_interval: Duration::from_secs(2),
+        },
         ..ServerSettings::default()
     };
     let server = TestServer::start(settings).await;

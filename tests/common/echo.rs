@@ -39,7 +39,9 @@ fn to_json(message: &DynamicMessage) -> Value {
 }
 
 fn reply(output: &MessageDescriptor, value: Value) -> Result<OutboundMessage, Status> {
-    message_from_json(output, &value).map(OutboundMessage::Dynamic).map_err(|e| Status::internal(e.to_string()))
+    message_from_json(output, &value)
+        .map(OutboundMessage::Dynamic)
+        .map_err(|e| Status::internal(e.to_string()))
 }
 
 impl Responder for EchoResponder {
@@ -105,8 +107,9 @@ impl TestServer {
     pub async fn start_echo() -> Self {
         let pool: DescriptorPool = super::example_pool();
         let settings = ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..ServerSettings::default() };
-        let server =
-            BoundServer::bind_with(&mut pool.clone(), settings, Arc::new(EchoResponder)).await.expect("the server binds");
+        let server = BoundServer::bind_with(&mut pool.clone(), settings, Arc::new(EchoResponder))
+            .await
+            .expect("the server binds");
         Self::from_bound(server, pool)
     }
 }

@@ -13,7 +13,9 @@ use super::repo_root;
 
 /// Where the setup script put the tools.
 pub fn interop_dir() -> PathBuf {
-    std::env::var_os("STREAMSTORM_INTEROP_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".interop"))
+    std::env::var_os("STREAMSTORM_INTEROP_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".interop"))
 }
 
 fn require(path: PathBuf) -> PathBuf {
@@ -58,8 +60,12 @@ impl ClientCall {
     pub fn new(client: Client, target: SocketAddr, method: &str) -> Self {
         let mut call = Self { client, args: vec!["--target".into(), target.to_string()] };
         match client {
-            Client::Python => call.args.extend(["--proto-root".into(), interop_dir().join("python-gen").display().to_string()]),
-            Client::Node => call.args.extend(["--proto-root".into(), repo_root().join("protos").display().to_string()]),
+            Client::Python => call
+                .args
+                .extend(["--proto-root".into(), interop_dir().join("python-gen").display().to_string()]),
+            Client::Node => {
+                call.args.extend(["--proto-root".into(), repo_root().join("protos").display().to_string()])
+            }
         }
         if !method.is_empty() {
             call.args.extend(["--method".into(), method.into()]);
@@ -84,7 +90,9 @@ impl ClientCall {
     /// Runs the client and parses its report; panics on a harness error.
     pub async fn run(self) -> ClientOutcome {
         let (program, script) = match self.client {
-            Client::Python => (require(interop_dir().join("venv/bin/python")), "tests/interop/python/client.py"),
+            Client::Python => {
+                (require(interop_dir().join("venv/bin/python")), "tests/interop/python/client.py")
+            }
             Client::Node => ("node".into(), "tests/interop/node/client.js"),
         };
         let mut command = tokio::process::Command::new(program);
@@ -105,7 +113,8 @@ fn parse_report(output: &Output, args: &[String]) -> ClientOutcome {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("client printed no report ({error}): {stdout}"))
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|error| panic!("client printed no report ({error}): {stdout}"))
 }
 
 /// What grpcurl said.
@@ -122,12 +131,19 @@ impl GrpcurlOutput {
         serde_json::Deserializer::from_str(&self.stdout)
             .into_iter::<Value>()
             .collect::<Result<_, _>>()
-            .unwrap_or_else(|error| panic!("grpcurl printed something other than JSON ({error}): {}", self.stdout))
+            .unwrap_or_else(|error| {
+                panic!("grpcurl printed something other than JSON ({error}): {}", self.stdout)
+            })
     }
 }
 
 /// Runs `grpcurl -plaintext FLAGS TARGET COMMAND...`, feeding `stdin` when given (for `-d @`).
-pub async fn grpcurl(target: SocketAddr, flags: &[&str], command: &[&str], stdin: Option<&str>) -> GrpcurlOutput {
+pub async fn grpcurl(
+    target: SocketAddr,
+    flags: &[&str],
+    command: &[&str],
+    stdin: Option<&str>,
+) -> GrpcurlOutput {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(require(interop_dir().join("bin/grpcurl")))
         .arg("-plaintext")

@@ -142,7 +142,9 @@ pub async fn call_raw(
 /// A request message built from JSON.
 pub fn json_message(pool: &DescriptorPool, type_name: &str, json: serde_json::Value) -> OutboundMessage {
     let descriptor = message_type(pool, type_name);
-    OutboundMessage::Dynamic(streamstorm::proto::json::message_from_json(&descriptor, &json).expect("valid JSON"))
+    OutboundMessage::Dynamic(
+        streamstorm::proto::json::message_from_json(&descriptor, &json).expect("valid JSON"),
+    )
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.

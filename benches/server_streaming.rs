@@ -1,0 +1,97 @@
+//! Messages per second of one server-streaming call through the whole server (accept loop,
+//! router, dynamic service, codec, HTTP/2) on loopback, with a realistic `myapp.Notification`
+//! built as a dynamic message per send, against the same bytes encoded once ahead of time (the
+//! baseline: everything but per-message encoding).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use prost::Message;
+use serde_json::json;
+use streamstorm::proto::json::message_from_json;
+use streamstorm::proto::{DynamicCodec, OutboundMessage, load_pool};
+use streamstorm::server::{BoundServer, Call, OutboundStream, Responder, ServerSettings};
+use tokio_util::sync::CancellationToken;
+
+const MESSAGES_PER_CALL: u64 = 10_000;
+
+/// Answers every call with `MESSAGES_PER_CALL` copies of one message.
+struct RepeatResponder(OutboundMessage);
+
+impl Responder for RepeatResponder {
+    fn respond(
+        &self,
+        _call: Call,
+    ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, tonic::Status>> {
+        let message = self.0.clone();
+        let stream = futures::stream::iter((0..MESSAGES_PER_CALL).map(move |_| Ok(message.clone())));
+        futures::future::ready(Ok(tonic::Response::new(Box::pin(stream) as OutboundStream))).boxed()
+    }
+}
+
+fn server_streaming(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let pool =
+        load_pool(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protos")], &[]).expect("protos load");
+    let notification = pool.get_message_by_name("myapp.Notification").expect("Notification exists");
+    let request_type = pool.get_message_by_name("myapp.SubscribeRequest").expect("SubscribeRequest exists");
+    let message = message_from_json(
+        &notification,
+        &json!({"topic": "payment", "message": "Payment processed for order 1234 in 23 ms",
+                "timestamp": "2024-01-01T12:00:00.250Z", "severity": "WARNING", "sequence": "42"}),
+    )
+    .expect("valid JSON");
+
+    let mut group = c.benchmark_group("server_streaming");
+    group.throughput(Throughput::Elements(MESSAGES_PER_CALL));
+    group.sample_size(20);
+    let variants = [
+        ("pre_encoded_baseline", OutboundMessage::Encoded(message.encode_to_vec().into())),
+        ("dynamic_message", OutboundMessage::Dynamic(message)),
+    ];
+    for (name, outbound) in variants {
+        let shutdown = CancellationToken::new();
+        let channel = runtime.block_on(async {
+            let settings =
+                ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..ServerSettings::default() };
+            let server =
+                BoundServer::bind_with(&mut pool.clone(), settings, Arc::new(RepeatResponder(outbound)))
+                    .await
+                    .expect("server binds");
+            let url = format!("http://{}", server.local_addr());
+            tokio::spawn(server.serve(shutdown.clone()));
+            tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.expect("client connects")
+        });
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let mut grpc = tonic::client::Grpc::new(channel.clone());
+                    grpc.ready().await.unwrap();
+                    let request = prost_reflect::DynamicMessage::new(request_type.clone());
+                    let response = grpc
+                        .streaming(
+                            tonic::Request::new(futures::stream::iter([OutboundMessage::Dynamic(request)])),
+                            "/myapp.NotificationService/Subscribe".parse().unwrap(),
+                            DynamicCodec::for_client(notification.clone()),
+                        )
+                        .await
+                        .unwrap();
+                    let mut stream = response.into_inner();
+                    let mut received = 0;
+                    while stream.message().await.unwrap().is_some() {
+                        received += 1;
+                    }
+                    assert_eq!(received, MESSAGES_PER_CALL);
+                })
+            })
+        });
+        shutdown.cancel();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, server_streaming);
+criterion_main!(benches);

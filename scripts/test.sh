@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The full test suite, as CI and a newcomer run it: installs the interop clients (grpcurl,
+# Python grpcio, Node grpc-js) under .interop/, then runs every Rust test — unit, integration
+# and interop — against one release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo-nextest >/dev/null || { echo "ERROR: cargo-nextest is required (cargo install cargo-nextest)" >&2; exit 1; }
+scripts/setup-interop.sh
+cargo nextest run --release --no-fail-fast "$@"

@@ -1,0 +1,112 @@
+//! 10,000 concurrent server streams over several connections, held open at once and all
+//! completing correctly; reports the server's resident memory per open stream.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{json_message, message_type, resident_bytes};
+use serde_json::json;
+use streamstorm::proto::DynamicCodec;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::transport::Endpoint;
+
+const STREAMS: usize = 10_000;
+const CONNECTIONS: usize = 8;
+/// Each stream's second (last) message comes this long after its first: the window in which
+/// all of them must be open together.
+const HOLD: Duration = Duration::from_secs(10);
+/// Generous: the performance work targets well under 2 KiB.
+const MAX_BYTES_PER_STREAM: u64 = 32 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_server_streams() {
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .args([
+            "serve",
+            "--protos",
+            common::path_str(&common::repo_root().join("protos")),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--default-stream-messages",
+            "2",
+            "--default-stream-interval",
+            &format!("{}s", HOLD.as_secs()),
+        ])
+        .args(["--log", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut banner).await.unwrap();
+    let addr = banner.rsplit(' ').next().unwrap().trim().to_owned();
+    let server_pid = server.id().unwrap();
+
+    let pool = common::example_pool();
+    let output = message_type(&pool, "myapp.Notification");
+    let request = json_message(&pool, "myapp.SubscribeRequest", json!({"topics": ["load"]}));
+    let mut channels = Vec::new();
+    for _ in 0..CONNECTIONS {
+        channels.push(Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap());
+    }
+    let baseline = resident_bytes(server_pid);
+
+    let opened = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let calls: Vec<_> = (0..STREAMS)
+        .map(|index| {
+            let (channel, output, request, opened) =
+                (channels[index % CONNECTIONS].clone(), output.clone(), request.clone(), opened.clone());
+            tokio::spawn(async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready().await.map_err(|e| e.to_string())?;
+                let response = grpc
+                    .streaming(
+                        tonic::Request::new(futures::stream::iter([request])),
+                        "/myapp.NotificationService/Subscribe".parse().unwrap(),
+                        DynamicCodec::for_client(output),
+                    )
+                    .await
+                    .map_err(|s| s.to_string())?;
+                let mut stream = response.into_inner();
+                let mut received = 0;
+                while let Some(_message) = stream.message().await.map_err(|s| s.to_string())? {
+                    received += 1;
+                    if received == 1 {
+                        opened.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok::<_, String>((received, Instant::now()))
+            })
+        })
+        .collect();
+
+    let all_open = common::eventually(HOLD * 2, || opened.load(Ordering::SeqCst) == STREAMS).await;
+    let all_open_at = Instant::now();
+    let loaded = resident_bytes(server_pid);
+    assert!(all_open, "only {} of {STREAMS} streams got their first message", opened.load(Ordering::SeqCst));
+    let per_stream = loaded.saturating_sub(baseline) / STREAMS as u64;
+    eprintln!(
+        "{STREAMS} streams open after {:?}; server RSS {} KiB -> {} KiB: {per_stream} bytes per stream",
+        all_open_at - started,
+        baseline / 1024,
+        loaded / 1024
+    );
+
+    for call in calls {
+        let (received, finished_at) = call.await.unwrap().expect("every stream completes OK");
+        assert_eq!(received, 2);
+        assert!(
+            finished_at > all_open_at,
+            "a stream finished before all were open: they were not concurrent"
+        );
+    }
+    assert!(per_stream <= MAX_BYTES_PER_STREAM, "{per_stream} bytes per idle stream");
+    server.kill().await.unwrap();
+}
