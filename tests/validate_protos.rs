@@ -50,7 +50,7 @@ fn missing_import_names_the_import_line() {
     let dir = tempfile::tempdir().unwrap();
     let file =
         write(dir.path(), "c.proto", "syntax = \"proto3\";\nimport \"nowhere/x.proto\";\nmessage C {}\n");
-    let problems = load_pool(&[file.clone()], &[]).unwrap_err();
+    let problems = load_pool(std::slice::from_ref(&file), &[]).unwrap_err();
     let line = problems.to_string();
     assert!(line.starts_with(&format!("{}:2:1: ", file.display())), "{line}");
     assert!(line.contains("nowhere/x.proto"), "{line}");
@@ -84,7 +84,7 @@ fn descriptor_sets_load_like_sources() {
     assert!(loaded.get_service_by_name("myapp.ChatService").is_some());
 
     let garbage = write(dir.path(), "bad.pb", "not a descriptor set");
-    let problems = load_pool(&[garbage.clone()], &[]).unwrap_err();
+    let problems = load_pool(std::slice::from_ref(&garbage), &[]).unwrap_err();
     assert!(problems.to_string().starts_with(&garbage.display().to_string()), "{problems}");
 }
 

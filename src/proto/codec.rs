@@ -6,7 +6,17 @@ use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// Initial size of each stream's encode and decode buffers. tonic's default (8 KiB each way)
+/// dominates the memory of an idle stream; buffers still grow to fit larger messages.
+const STREAM_BUFFER_BYTES: usize = 1024;
+/// Encoded bytes gathered before the body yields a frame to HTTP/2 (tonic's default).
+const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
+
+fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(STREAM_BUFFER_BYTES, YIELD_THRESHOLD_BYTES)
+}
 
 /// A message on its way out: built per call, or encoded ahead of time.
 #[derive(Debug, Clone)]
@@ -82,6 +92,10 @@ impl Encoder for DynamicEncoder {
                 Ok(())
             }
         }
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        buffer_settings()
     }
 }
 
