@@ -8,7 +8,7 @@ use base64::Engine;
 use common::{TestServer, call, call_raw, json_message, message_type};
 use prost_reflect::ReflectMessage;
 use serde_json::json;
-use streamstorm::proto::{DynamicCodec, OutboundMessage};
+use streamstorm::proto::OutboundMessage;
 use streamstorm::server::{DefaultResponse, ServerSettings};
 use tonic::Code;
 
@@ -37,18 +37,12 @@ async fn server_streaming_paces_messages_as_they_are_produced() {
     let output = message_type(&server.pool, "myapp.Notification");
     let request = json_message(&server.pool, "myapp.SubscribeRequest", json!({"topics": ["user"]}));
 
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
-    grpc.ready().await.unwrap();
     let started = Instant::now();
-    let response = grpc
-        .streaming(
-            tonic::Request::new(futures::stream::iter([request])),
-            "/myapp.NotificationService/Subscribe".parse().unwrap(),
-            DynamicCodec::for_client(output),
-        )
-        .await
-        .expect("the call starts");
-    let mut stream = response.into_inner();
+    let path = "/myapp.NotificationService/Subscribe";
+    let mut stream =
+        common::open_stream(server.channel().await, path, output, futures::stream::iter([request]))
+            .await
+            .expect("the call starts");
     let mut arrivals = Vec::new();
     while let Some(message) = stream.message().await.expect("the stream ends OK") {
         assert_eq!(message.descriptor().full_name(), "myapp.Notification");
@@ -80,22 +74,16 @@ async fn client_streaming_reads_every_message_then_answers() {
 async fn bidi_replies_while_the_client_is_still_sending() {
     let server = TestServer::start(ServerSettings::default()).await;
     let (sender, receiver) = tokio::sync::mpsc::channel::<OutboundMessage>(4);
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
-    grpc.ready().await.unwrap();
     let output = message_type(&server.pool, "myapp.ChatMessage");
     let message =
         |content: &str| json_message(&server.pool, "myapp.ChatMessage", json!({"content": content}));
 
     sender.send(message("first")).await.unwrap();
-    let response = grpc
-        .streaming(
-            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver)),
-            "/myapp.ChatService/Chat".parse().unwrap(),
-            DynamicCodec::for_client(output),
-        )
-        .await
-        .expect("the call starts");
-    let mut replies = response.into_inner();
+    let requests = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    let mut replies =
+        common::open_stream(server.channel().await, "/myapp.ChatService/Chat", output, requests)
+            .await
+            .expect("the call starts");
     // One reply per message, each received before the next message is sent.
     for turn in 0..3 {
         let reply = tokio::time::timeout(Duration::from_secs(5), replies.message())

@@ -13,18 +13,7 @@ async fn lists_every_service_through_reflection() {
     let output = grpcurl(server.addr, &[], &["list"], None).await;
     assert!(output.success, "{}", output.stderr);
     let services: Vec<&str> = output.stdout.lines().collect();
-    assert_eq!(
-        services,
-        [
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-            "grpc.reflection.v1alpha.ServerReflection",
-            "myapp.ChatService",
-            "myapp.NotificationService",
-            "myapp.UploadService",
-            "myapp.UserService",
-        ]
-    );
+    assert_eq!(services, common::EXAMPLE_SERVICES);
     let output = grpcurl(server.addr, &[], &["describe", "myapp.ChatService"], None).await;
     assert!(
         output

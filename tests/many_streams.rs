@@ -3,16 +3,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{json_message, message_type, resident_bytes};
 use serde_json::json;
-use streamstorm::proto::DynamicCodec;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::transport::Endpoint;
 
 const STREAMS: usize = 10_000;
 const CONNECTIONS: usize = 8;
@@ -24,28 +20,16 @@ const MAX_BYTES_PER_STREAM: u64 = 32 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_server_streams() {
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .args([
-            "serve",
-            "--protos",
-            common::path_str(&common::repo_root().join("protos")),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--default-stream-messages",
-            "2",
-            "--default-stream-interval",
-            &format!("{}s", HOLD.as_secs()),
-        ])
-        .args(["--log", "warn"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut banner).await.unwrap();
-    let addr = banner.rsplit(' ').next().unwrap().trim().to_owned();
+    let hold = format!("{}s", HOLD.as_secs());
+    let (mut server, addr) = common::spawn_serve(&[
+        "--default-stream-messages",
+        "2",
+        "--default-stream-interval",
+        &hold,
+        "--log",
+        "warn",
+    ])
+    .await;
     let server_pid = server.id().unwrap();
 
     let pool = common::example_pool();
@@ -53,7 +37,7 @@ async fn ten_thousand_concurrent_server_streams() {
     let request = json_message(&pool, "myapp.SubscribeRequest", json!({"topics": ["load"]}));
     let mut channels = Vec::new();
     for _ in 0..CONNECTIONS {
-        channels.push(Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap());
+        channels.push(common::connect(addr).await);
     }
     let baseline = resident_bytes(server_pid);
 
@@ -64,17 +48,10 @@ async fn ten_thousand_concurrent_server_streams() {
             let (channel, output, request, opened) =
                 (channels[index % CONNECTIONS].clone(), output.clone(), request.clone(), opened.clone());
             tokio::spawn(async move {
-                let mut grpc = tonic::client::Grpc::new(channel);
-                grpc.ready().await.map_err(|e| e.to_string())?;
-                let response = grpc
-                    .streaming(
-                        tonic::Request::new(futures::stream::iter([request])),
-                        "/myapp.NotificationService/Subscribe".parse().unwrap(),
-                        DynamicCodec::for_client(output),
-                    )
+                let path = "/myapp.NotificationService/Subscribe";
+                let mut stream = common::open_stream(channel, path, output, futures::stream::iter([request]))
                     .await
                     .map_err(|s| s.to_string())?;
-                let mut stream = response.into_inner();
                 let mut received = 0;
                 while let Some(_message) = stream.message().await.map_err(|s| s.to_string())? {
                     received += 1;

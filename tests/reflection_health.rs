@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{EXAMPLE_SERVICES, TestServer};
 use streamstorm::server::ServerSettings;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -18,16 +18,6 @@ use tonic_reflection::pb::v1alpha::ServerReflectionRequest as ReflectionRequestV
 use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as ReflectionV1alpha;
 use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as RequestV1alpha;
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as ResponseV1alpha;
-
-const EXPECTED_SERVICES: &[&str] = &[
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
-    "myapp.ChatService",
-    "myapp.NotificationService",
-    "myapp.UploadService",
-    "myapp.UserService",
-];
 
 async fn ask_v1(server: &TestServer, request: RequestV1) -> ResponseV1 {
     let mut client = ReflectionV1::new(server.channel().await);
@@ -54,7 +44,7 @@ async fn both_reflection_versions_list_every_service() {
     };
     let mut v1: Vec<_> = v1.service.into_iter().map(|s| s.name).collect();
     v1.sort();
-    assert_eq!(v1, EXPECTED_SERVICES);
+    assert_eq!(v1, EXAMPLE_SERVICES);
 
     let ResponseV1alpha::ListServicesResponse(v1alpha) =
         ask_v1alpha(&server, RequestV1alpha::ListServices(String::new())).await
@@ -63,7 +53,7 @@ async fn both_reflection_versions_list_every_service() {
     };
     let mut v1alpha: Vec<_> = v1alpha.service.into_iter().map(|s| s.name).collect();
     v1alpha.sort();
-    assert_eq!(v1alpha, EXPECTED_SERVICES);
+    assert_eq!(v1alpha, EXAMPLE_SERVICES);
 }
 
 #[tokio::test]

@@ -3,14 +3,26 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, call, json_message};
+use common::{CallOutcome, TestServer, call, json_message};
+use prost_reflect::DescriptorPool;
 use serde_json::json;
 use streamstorm::server::{DefaultResponse, ServerSettings};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
+use tonic::transport::Channel;
+
+fn subscribe(channel: Channel, pool: &DescriptorPool) -> impl Future<Output = CallOutcome> + Send + 'static {
+    let request = json_message(pool, "myapp.SubscribeRequest", json!({}));
+    call(channel, pool, "myapp.NotificationService/Subscribe", vec![request])
+}
+
+/// Starts a subscription and waits until the server counts it as open.
+async fn open_subscription(server: &TestServer) -> tokio::task::JoinHandle<CallOutcome> {
+    let in_flight = tokio::spawn(subscribe(server.channel().await, &server.pool));
+    assert!(common::eventually(Duration::from_secs(2), || server.handle.streams_active() == 1).await);
+    in_flight
+}
 
 fn settings(messages: u32, interval: Duration, grace: Duration) -> ServerSettings {
     ServerSettings {
@@ -23,14 +35,7 @@ fn settings(messages: u32, interval: Duration, grace: Duration) -> ServerSetting
 #[tokio::test]
 async fn in_flight_streams_finish_within_the_grace_period() {
     let server = TestServer::start(settings(4, Duration::from_millis(250), Duration::from_secs(5))).await;
-    let request = json_message(&server.pool, "myapp.SubscribeRequest", json!({}));
-    let in_flight = tokio::spawn(call(
-        server.channel().await,
-        &server.pool,
-        "myapp.NotificationService/Subscribe",
-        vec![request],
-    ));
-    assert!(common::eventually(Duration::from_secs(2), || server.handle.streams_active() == 1).await);
+    let in_flight = open_subscription(&server).await;
 
     let addr = server.addr;
     let started = Instant::now();
@@ -49,14 +54,7 @@ async fn in_flight_streams_finish_within_the_grace_period() {
 async fn streams_still_open_after_the_grace_period_are_closed() {
     let grace = Duration::from_millis(300);
     let server = TestServer::start(settings(100, Duration::from_secs(1), grace)).await;
-    let request = json_message(&server.pool, "myapp.SubscribeRequest", json!({}));
-    let in_flight = tokio::spawn(call(
-        server.channel().await,
-        &server.pool,
-        "myapp.NotificationService/Subscribe",
-        vec![request],
-    ));
-    assert!(common::eventually(Duration::from_secs(2), || server.handle.streams_active() == 1).await);
+    let in_flight = open_subscription(&server).await;
 
     let started = Instant::now();
     server.stop().await;
@@ -68,36 +66,17 @@ async fn streams_still_open_after_the_grace_period_are_closed() {
 
 #[tokio::test]
 async fn sigterm_drains_then_exits_zero() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .args([
-            "serve",
-            "--protos",
-            common::path_str(&common::repo_root().join("protos")),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--default-stream-messages",
-            "3",
-            "--default-stream-interval",
-            "300ms",
-            "--shutdown-grace",
-            "5s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut banner).await.unwrap();
-    let addr = banner.rsplit(' ').next().unwrap().trim().to_owned();
-
+    let (mut child, addr) = common::spawn_serve(&[
+        "--default-stream-messages",
+        "3",
+        "--default-stream-interval",
+        "300ms",
+        "--shutdown-grace",
+        "5s",
+    ])
+    .await;
     let pool = common::example_pool();
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let request = json_message(&pool, "myapp.SubscribeRequest", json!({}));
-    let in_flight = tokio::spawn(call(channel, &pool, "myapp.NotificationService/Subscribe", vec![request]));
+    let in_flight = tokio::spawn(subscribe(common::connect(addr).await, &pool));
     tokio::time::sleep(Duration::from_millis(150)).await;
 
     let pid = child.id().unwrap().to_string();

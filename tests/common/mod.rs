@@ -59,13 +59,9 @@ impl TestServer {
         Self { addr, handle, pool, shutdown, task: Some(task) }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// A new client connection (its own HTTP/2 connection).
     pub async fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url()).unwrap().connect().await.expect("the client connects")
+        connect(self.addr).await
     }
 
     /// Begins graceful shutdown and waits for the server to stop.
@@ -118,25 +114,67 @@ pub async fn call_raw(
     response_type: MessageDescriptor,
     requests: Vec<OutboundMessage>,
 ) -> CallOutcome {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("the channel is ready");
-    let request = tonic::Request::new(futures::stream::iter(requests));
-    let path = http::uri::PathAndQuery::try_from(path).unwrap();
     let mut responses = Vec::new();
-    let status = match grpc.streaming(request, path, DynamicCodec::for_client(response_type)).await {
-        Ok(response) => {
-            let mut stream = response.into_inner();
-            loop {
-                match stream.message().await {
-                    Ok(Some(message)) => responses.push(message),
-                    Ok(None) => break tonic::Status::ok(""),
-                    Err(status) => break status,
-                }
+    let status = match open_stream(channel, &path, response_type, futures::stream::iter(requests)).await {
+        Ok(mut stream) => loop {
+            match stream.message().await {
+                Ok(Some(message)) => responses.push(message),
+                Ok(None) => break tonic::Status::ok(""),
+                Err(status) => break status,
             }
-        }
+        },
         Err(status) => status,
     };
     CallOutcome { responses, status }
+}
+
+/// Opens any kind of call as a stream each way; the responses arrive as they are sent.
+pub async fn open_stream(
+    channel: Channel,
+    path: &str,
+    response_type: MessageDescriptor,
+    requests: impl futures::Stream<Item = OutboundMessage> + Send + 'static,
+) -> Result<tonic::Streaming<DynamicMessage>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    let path = http::uri::PathAndQuery::try_from(path).expect("a valid path");
+    let response =
+        grpc.streaming(tonic::Request::new(requests), path, DynamicCodec::for_client(response_type)).await?;
+    Ok(response.into_inner())
+}
+
+/// The services the example protos define, with the built-in ones, as reflection lists them.
+pub const EXAMPLE_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "myapp.ChatService",
+    "myapp.NotificationService",
+    "myapp.UploadService",
+    "myapp.UserService",
+];
+
+/// Starts the `streamstorm serve` binary on a free port with the example protos and `args`;
+/// returns the process (killed when dropped) and the address it announced.
+pub async fn spawn_serve(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .args(["serve", "--protos", path_str(&repo_root().join("protos")), "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut banner = String::new();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    tokio::io::BufReader::new(stdout).read_line(&mut banner).await.expect("the banner is printed");
+    let addr = banner.rsplit(' ').next().and_then(|addr| addr.trim().parse().ok());
+    (child, addr.unwrap_or_else(|| panic!("no address in the banner {banner:?}")))
+}
+
+/// A client connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("the client connects")
 }
 
 /// A request message built from JSON.
