@@ -4,14 +4,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::diagnostic::Problems;
-use crate::proto::load_pool;
-use crate::server::{BoundServer, DefaultResponse, Http2Settings, ServerSettings};
+use crate::proto::{MethodCatalog, load_pool};
+use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
+use crate::server::{BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings};
+use crate::stub::{StubResponder, load_stubs};
 use crate::validate;
 
 /// Exit code for invalid input (CLI, protos, stubs, scripts, profile).
@@ -31,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve every service of the given protos as a mock gRPC server.
     Serve(ServeArgs),
-    /// Check protos and report every error with file:line:col; starts nothing.
+    /// Check protos and stubs and report every error with file:line:col; starts nothing.
     Validate(ValidateArgs),
 }
 
@@ -43,6 +47,9 @@ pub struct ServeArgs {
     /// Extra directories to resolve imports against.
     #[arg(long = "import-path", value_name = "DIR")]
     pub import_paths: Vec<PathBuf>,
+    /// GripMock-format stub files (YAML/JSON) or directories of them (recursive).
+    #[arg(long = "stubs", value_name = "PATH")]
+    pub stubs: Vec<PathBuf>,
     /// Address for gRPC (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -116,14 +123,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let pool = match load_pool(&args.protos, &args.import_paths) {
+    let mut pool = match load_pool(&args.protos, &args.import_paths) {
         Ok(pool) => pool,
         Err(problems) => return Ok(report_problems(&problems)),
     };
-    let server = BoundServer::bind(pool, args.settings()).await?;
+    add_builtin_descriptors(&mut pool)?;
+    let settings = args.settings();
+    let fallback = Arc::new(DefaultResponder::new(settings.default_response.clone()));
+    let catalog = MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES);
+    let stubs = match load_stubs(&args.stubs, &catalog, &pool) {
+        Ok(stubs) => Arc::new(ArcSwap::from_pointee(stubs)),
+        Err(problems) => return Ok(report_problems(&problems)),
+    };
+    let stub_count = stubs.load().len();
+    let responder = Arc::new(StubResponder::new(stubs, fallback));
+    let server = BoundServer::bind_with(&mut pool, settings, responder).await?;
     let handle = server.handle();
     println!(
-        "streamstorm serving {} services ({} methods) on {}",
+        "streamstorm serving {} services ({} methods, {stub_count} stubs) on {}",
         handle.catalog.services().len(),
         handle.catalog.methods().count(),
         server.local_addr()

@@ -12,6 +12,8 @@
 
 pub mod cli;
 pub mod diagnostic;
+pub mod document;
 pub mod proto;
 pub mod server;
+pub mod stub;
 pub mod validate;

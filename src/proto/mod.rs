@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod codec;
 pub mod json;
 pub mod loader;
+pub mod status;
 
 pub use catalog::{CallKind, MethodCatalog, MethodEntry};
 pub use codec::{DynamicCodec, OutboundMessage};

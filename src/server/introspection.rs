@@ -9,9 +9,11 @@ use tonic_health::server::HealthReporter;
 /// Full names of the services implemented natively rather than from the loaded protos.
 pub const BUILTIN_SERVICE_PREFIXES: &[&str] = &["grpc.health.v1.", "grpc.reflection."];
 
-/// Adds the health and reflection protos to `pool`, so that reflection describes them too.
+/// Adds the health and reflection protos to `pool`, so that reflection describes them too, and
+/// `google.rpc` (Status, ErrorInfo, …) for rich error details. Files already there are kept.
 pub fn add_builtin_descriptors(pool: &mut DescriptorPool) -> Result<(), DescriptorError> {
     for encoded in [
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,

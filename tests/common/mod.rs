@@ -145,6 +145,9 @@ pub async fn open_stream(
 
 /// The services the example protos define, with the built-in ones, as reflection lists them.
 pub const EXAMPLE_SERVICES: &[&str] = &[
+    "gripmock.chat.ChatService",
+    "gripmock.collaboration.CollaborationService",
+    "gripmock.data.DataProcessorService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

@@ -1,0 +1,511 @@
+//! Stub files (GripMock's YAML/JSON format, loaded unchanged) compiled against the protos:
+//! every stub checked — service and method exist, matcher fields exist on the request type,
+//! output values fit the response type, regexes and globs compile, codes are real — with every
+//! problem reported at once by file, line, column and field path.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use prost_reflect::DescriptorPool;
+use serde_json::Value as Json;
+use tonic::Code;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+
+use super::headers::HeaderMatcher;
+use super::matcher::{MatcherError, MessageMatcher};
+use super::model::{InputPattern, OutputMessage, Stub, StubOutput, StubStatus};
+use crate::diagnostic::{Problem, Problems};
+use crate::document::{Node, Position, read_documents};
+use crate::proto::json::message_from_json;
+use crate::proto::status::{all_code_names, code_from_name, code_from_number};
+use crate::proto::{MethodCatalog, MethodEntry, OutboundMessage};
+
+const STUB_FIELDS: &[&str] =
+    &["id", "service", "method", "priority", "headers", "input", "inputs", "options", "output"];
+const OUTPUT_FIELDS: &[&str] =
+    &["data", "stream", "error", "code", "details", "headers", "trailers", "delay"];
+/// The per-element directive GripMock accepts on `output.stream` entries.
+const ELEMENT_DIRECTIVE: &str = "_gripmock";
+
+/// Compiles the stubs in one file. `first_order` numbers them after those already loaded.
+pub fn compile_file(
+    path: &Path,
+    text: &str,
+    catalog: &MethodCatalog,
+    pool: &DescriptorPool,
+    first_order: usize,
+) -> Result<Vec<Stub>, Problems> {
+    let documents = read_documents(path, text)?;
+    let mut compiler = FileCompiler {
+        path,
+        catalog,
+        pool,
+        problems: Problems::default(),
+        stubs: Vec::new(),
+        next_order: first_order,
+    };
+    for document in &documents {
+        match document.as_seq() {
+            Some(stubs) => {
+                for (index, stub) in stubs.iter().enumerate() {
+                    compiler.stub(stub, &format!("[{index}]"));
+                }
+            }
+            None => compiler.stub(document, ""),
+        }
+    }
+    let FileCompiler { problems, stubs, .. } = compiler;
+    problems.into_result(stubs)
+}
+
+struct FileCompiler<'a> {
+    path: &'a Path,
+    catalog: &'a MethodCatalog,
+    pool: &'a DescriptorPool,
+    problems: Problems,
+    stubs: Vec<Stub>,
+    next_order: usize,
+}
+
+impl FileCompiler<'_> {
+    fn problem(&mut self, at: Position, path: &str, message: impl Into<String>) {
+        let problem = Problem::at(self.path, at.line, at.column, message);
+        self.problems.push(if path.is_empty() {
+            problem
+        } else {
+            problem.with_field(path.trim_start_matches('.'))
+        });
+    }
+
+    fn matcher_errors(&mut self, errors: Vec<MatcherError>) {
+        for error in errors {
+            self.problem(error.at, &error.path, error.message);
+        }
+    }
+
+    /// Reports keys of `node` not in `allowed`.
+    fn known_keys(&mut self, node: &Node, path: &str, allowed: &[&str]) {
+        for (key, _) in node.as_map().unwrap_or_default() {
+            if !allowed.contains(&key.name.as_str()) {
+                self.problem(
+                    key.at,
+                    &format!("{path}.{}", key.name),
+                    format!("unknown field (expected one of: {})", allowed.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn stub(&mut self, node: &Node, path: &str) {
+        if node.as_map().is_none() {
+            self.problem(node.at, path, format!("expected a stub (a mapping), found {}", node.kind()));
+            return;
+        }
+        let before = self.problems.len();
+        self.known_keys(node, path, STUB_FIELDS);
+        let Some(method) = self.method(node, path) else { return };
+        let input = self.input(node, path, &method);
+        let headers = node.get("headers").map(|headers| {
+            let mut errors = Vec::new();
+            let matcher = HeaderMatcher::compile(headers, &format!("{path}.headers"), &mut errors);
+            self.matcher_errors(errors);
+            matcher
+        });
+        let priority = self.integer(node.get("priority"), &format!("{path}.priority")).unwrap_or(0);
+        let times = self.times(node, path);
+        let output = match node.get("output") {
+            Some(output) => self.output(output, &format!("{path}.output"), &method),
+            None => {
+                self.problem(node.at, path, "a stub needs an `output`");
+                StubOutput::default()
+            }
+        };
+        let (Some(input), true) = (input, self.problems.len() == before) else { return };
+        let id = node.get("id").and_then(Node::as_str).map(str::to_owned);
+        self.stubs.push(Stub {
+            id: id.unwrap_or_else(|| format!("{}:{}", self.path.display(), node.at.line)),
+            file: self.path.to_path_buf(),
+            line: node.at.line,
+            method,
+            priority,
+            headers,
+            input,
+            times,
+            used: AtomicU32::new(0),
+            output,
+            order: self.next_order,
+        });
+        self.next_order += 1;
+    }
+
+    fn method(&mut self, node: &Node, path: &str) -> Option<Arc<MethodEntry>> {
+        let service_node = node.get("service");
+        let method_node = node.get("method");
+        let (Some(service), Some(method)) =
+            (service_node.and_then(Node::as_str), method_node.and_then(Node::as_str))
+        else {
+            self.problem(node.at, path, "a stub needs `service` and `method` strings");
+            return None;
+        };
+        let service_at = service_node.map(|n| n.at).unwrap_or_default();
+        match resolve_service(self.catalog, service) {
+            Ok(full_name) => {
+                let found = self.catalog.by_path(&format!("/{full_name}/{method}")).cloned();
+                if found.is_none() {
+                    let methods: Vec<_> = self
+                        .catalog
+                        .methods()
+                        .filter(|m| m.service == full_name)
+                        .map(|m| m.method.clone())
+                        .collect();
+                    let at = method_node.map(|n| n.at).unwrap_or_default();
+                    self.problem(
+                        at,
+                        &format!("{path}.method"),
+                        format!("{full_name} has no method '{method}' (methods: {})", methods.join(", ")),
+                    );
+                }
+                found
+            }
+            Err(message) => {
+                self.problem(service_at, &format!("{path}.service"), message);
+                None
+            }
+        }
+    }
+
+    fn input(&mut self, node: &Node, path: &str, method: &MethodEntry) -> Option<InputPattern> {
+        let request_type = method.input();
+        let mut errors = Vec::new();
+        let pattern = match (node.get("input"), node.get("inputs")) {
+            (Some(_), Some(inputs)) => {
+                self.problem(
+                    inputs.at,
+                    &format!("{path}.inputs"),
+                    "a stub cannot have both `input` and `inputs`",
+                );
+                return None;
+            }
+            (Some(input), None) => InputPattern::Single(MessageMatcher::compile(
+                input,
+                &request_type,
+                &format!("{path}.input"),
+                &mut errors,
+            )),
+            (None, Some(inputs)) => match inputs.as_seq() {
+                Some(items) if !items.is_empty() => InputPattern::PerMessage(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(index, item)| {
+                            MessageMatcher::compile(
+                                item,
+                                &request_type,
+                                &format!("{path}.inputs[{index}]"),
+                                &mut errors,
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => {
+                    self.problem(
+                        inputs.at,
+                        &format!("{path}.inputs"),
+                        "expected a non-empty list of matchers",
+                    );
+                    return None;
+                }
+            },
+            // No matcher at all: a catch-all.
+            (None, None) => InputPattern::Single(MessageMatcher::default()),
+        };
+        self.matcher_errors(errors);
+        Some(pattern)
+    }
+
+    fn times(&mut self, node: &Node, path: &str) -> u32 {
+        let Some(options) = node.get("options") else { return 0 };
+        self.known_keys(options, &format!("{path}.options"), &["times"]);
+        let times = self.integer(options.get("times"), &format!("{path}.options.times")).unwrap_or(0);
+        u32::try_from(times).unwrap_or_else(|_| {
+            self.problem(
+                options.at,
+                &format!("{path}.options.times"),
+                "expected a count from 0 (unlimited) up",
+            );
+            0
+        })
+    }
+
+    fn integer(&mut self, node: Option<&Node>, path: &str) -> Option<i64> {
+        let node = node?;
+        let value = node.to_json().as_i64();
+        if value.is_none() {
+            self.problem(node.at, path, format!("expected a whole number, found {node}"));
+        }
+        value
+    }
+
+    fn output(&mut self, node: &Node, path: &str, method: &MethodEntry) -> StubOutput {
+        self.known_keys(node, path, OUTPUT_FIELDS);
+        let mut output = StubOutput {
+            headers: self.metadata(node.get("headers"), &format!("{path}.headers")),
+            trailers: self.metadata(node.get("trailers"), &format!("{path}.trailers")),
+            delay: node
+                .get("delay")
+                .and_then(|delay| self.delay(delay, &format!("{path}.delay")))
+                .unwrap_or_default(),
+            ..StubOutput::default()
+        };
+        match (node.get("data"), node.get("stream")) {
+            (Some(_), Some(stream)) => self.problem(
+                stream.at,
+                &format!("{path}.stream"),
+                "an output cannot have both `data` and `stream`",
+            ),
+            (Some(data), None) => output.messages.extend(self.message(data, &format!("{path}.data"), method)),
+            (None, Some(stream)) => {
+                output.streamed = true;
+                match stream.as_seq() {
+                    Some(items) => {
+                        for (index, item) in items.iter().enumerate() {
+                            output.messages.extend(self.stream_element(
+                                item,
+                                &format!("{path}.stream[{index}]"),
+                                method,
+                            ));
+                        }
+                    }
+                    None => self.problem(
+                        stream.at,
+                        &format!("{path}.stream"),
+                        format!("expected a list of messages, found {}", stream.kind()),
+                    ),
+                }
+            }
+            (None, None) => {}
+        }
+        output.status = self.status(node, path);
+        if output.messages.is_empty() && output.status.is_none() && node.get("stream").is_none() {
+            self.problem(node.at, path, "an output needs `data`, `stream` or `error`/`code`");
+        }
+        output
+    }
+
+    fn message(&mut self, node: &Node, path: &str, method: &MethodEntry) -> Option<OutputMessage> {
+        let output_type = method.output();
+        match message_from_json(&output_type, &node.to_json()) {
+            Ok(message) => Some(OutputMessage {
+                message: OutboundMessage::Encoded(Bytes::from(message.encode_to_vec())),
+                delay: None,
+                status: None,
+            }),
+            Err(error) => {
+                self.problem(node.at, path, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// A `stream` element, with GripMock's `_gripmock: {delay, error, code, details}` stripped
+    /// off and applied.
+    fn stream_element(&mut self, node: &Node, path: &str, method: &MethodEntry) -> Option<OutputMessage> {
+        let Some(directive) = node.get(ELEMENT_DIRECTIVE) else { return self.message(node, path, method) };
+        let directive_path = format!("{path}.{ELEMENT_DIRECTIVE}");
+        self.known_keys(directive, &directive_path, &["delay", "error", "code", "details"]);
+        let delay =
+            directive.get("delay").and_then(|delay| self.delay(delay, &format!("{directive_path}.delay")));
+        let status = self.status(directive, &directive_path);
+        let mut message = if status.is_some() {
+            // The stream ends here; the element's own fields are not sent.
+            OutputMessage { message: OutboundMessage::Encoded(Bytes::new()), delay: None, status: None }
+        } else {
+            let mut stripped = node.clone();
+            if let crate::document::NodeValue::Map(entries) = &mut stripped.value {
+                entries.retain(|(key, _)| key.name != ELEMENT_DIRECTIVE);
+            }
+            self.message(&stripped, path, method)?
+        };
+        message.delay = delay;
+        message.status = status;
+        Some(message)
+    }
+
+    /// `error` + `code` + `details`, as GripMock reads them: `error` alone is `ABORTED`; `code`
+    /// 0 (`OK`) is success.
+    fn status(&mut self, node: &Node, path: &str) -> Option<StubStatus> {
+        let message = node
+            .get("error")
+            .map(|error| error.as_str().map_or_else(|| error.to_json().to_string(), str::to_owned));
+        let code = node.get("code").and_then(|code| {
+            let parsed = match code.to_json() {
+                Json::Number(number) => number.as_i64().and_then(code_from_number),
+                Json::String(name) => code_from_name(&name),
+                _ => None,
+            };
+            if parsed.is_none() {
+                self.problem(
+                    code.at,
+                    &format!("{path}.code"),
+                    format!("not a gRPC status code: {code} (use 0-16 or {})", all_code_names()),
+                );
+            }
+            parsed
+        });
+        let code = match (message.is_some(), code) {
+            (_, Some(Code::Ok)) | (false, None) => return None,
+            (_, Some(code)) => code,
+            (true, None) => Code::Aborted,
+        };
+        let details = node
+            .get("details")
+            .and_then(|details| self.details(details, &format!("{path}.details"), code, message.as_deref()));
+        Some(StubStatus { code, message: message.unwrap_or_default(), details })
+    }
+
+    /// `details` as an encoded `google.rpc.Status`; each detail is JSON with `@type` (or
+    /// GripMock's `type`) naming a message in the pool.
+    fn details(&mut self, node: &Node, path: &str, code: Code, message: Option<&str>) -> Option<Bytes> {
+        let status_type = self.pool.get_message_by_name("google.rpc.Status")?;
+        let Some(items) = node.as_seq() else {
+            self.problem(node.at, path, format!("expected a list of details, found {}", node.kind()));
+            return None;
+        };
+        let mut details = Vec::new();
+        for item in items {
+            let mut detail = item.to_json();
+            if let Some(object) = detail.as_object_mut() {
+                if let Some(type_url) = object.remove("type") {
+                    object.entry("@type").or_insert(type_url);
+                }
+                if let Some(Json::String(type_url)) = object.get_mut("@type") {
+                    if !type_url.contains('/') {
+                        *type_url = format!("type.googleapis.com/{type_url}");
+                    }
+                }
+            }
+            details.push(detail);
+        }
+        let status = serde_json::json!({"code": code as i32, "message": message.unwrap_or_default(), "details": details});
+        match message_from_json(&status_type, &status) {
+            Ok(status) => Some(Bytes::from(status.encode_to_vec())),
+            Err(error) => {
+                self.problem(
+                    node.at,
+                    path,
+                    format!("{} (each detail needs `@type` naming a known message)", error.reason),
+                );
+                None
+            }
+        }
+    }
+
+    fn metadata(&mut self, node: Option<&Node>, path: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        for (key, value) in node.and_then(Node::as_map).unwrap_or_default() {
+            let text = value.as_str().map_or_else(|| value.to_json().to_string(), str::to_owned);
+            let name = key.name.to_ascii_lowercase();
+            // GripMock sends `a;b` as two values of one header.
+            for part in text.split(';').map(str::trim) {
+                let added = if name.ends_with("-bin") {
+                    MetadataKey::from_bytes(name.as_bytes()).ok().map(|key| {
+                        metadata.append_bin(key, tonic::metadata::MetadataValue::from_bytes(part.as_bytes()))
+                    })
+                } else {
+                    match (name.parse::<MetadataKey<tonic::metadata::Ascii>>(), MetadataValue::try_from(part))
+                    {
+                        (Ok(key), Ok(value)) => Some(metadata.append(key, value)),
+                        _ => None,
+                    }
+                };
+                if added.is_none() {
+                    self.problem(key.at, &format!("{path}.{}", key.name), "not a valid header name or value");
+                }
+            }
+        }
+        metadata
+    }
+
+    fn delay(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let parsed = match node.to_json() {
+            // GripMock reads bare numbers as nanoseconds (Go's time.Duration).
+            Json::Number(number) => number.as_u64().map(Duration::from_nanos),
+            Json::String(text) => parse_go_duration(&text),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.problem(
+                node.at,
+                path,
+                format!("not a duration: {node} (write e.g. \"150ms\", \"1.5s\", \"1m30s\")"),
+            );
+        }
+        parsed
+    }
+}
+
+/// Finds a service by full name (`myapp.ChatService`) or, when unambiguous, by its short name.
+pub fn resolve_service(catalog: &MethodCatalog, name: &str) -> Result<String, String> {
+    let services = catalog.services();
+    if services.iter().any(|service| service == name) {
+        return Ok(name.to_owned());
+    }
+    let suffix = format!(".{name}");
+    let candidates: Vec<&String> = services.iter().filter(|service| service.ends_with(&suffix)).collect();
+    match candidates.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!("unknown service '{name}' (services: {})", services.join(", "))),
+        many => Err(format!(
+            "service name '{name}' is ambiguous: {} (write the full name)",
+            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// Parses Go's duration syntax: a sequence of decimal numbers with units, such as `150ms`,
+/// `1.5s`, `1m30s`, `2h`; units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("150ms"), Some(Duration::from_millis(150)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("5 parsecs"), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! Answers calls from stubs, for every call pattern:
+//!
+//! - unary and server streaming: the best stub for the request; its messages in order, each
+//!   after its delay; then its status (or OK with its trailers);
+//! - client streaming: stubs narrowed message by message (`inputs[i]` for the i-th message, a
+//!   single matcher for every message); the answer after the client half-closes;
+//! - bidi: candidates chosen on the first message and narrowed on each later one; message i is
+//!   answered with `stream[i]` (the last input flushes the rest), v1 `input` + `data` stubs
+//!   answer every message (ping-pong).
+//!
+//! Methods without stubs go to the fallback responder. A call no stub matches ends with
+//! `NOT_FOUND`, naming the closest stub and the fields that differed.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_stream::try_stream;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use prost_reflect::DynamicMessage;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use super::model::{OutputMessage, Stub};
+use super::set::{MethodStubs, Ranked, StubSet, narrow};
+use crate::proto::{CallKind, OutboundMessage};
+use crate::server::{Call, OutboundStream, Responder};
+
+/// Stubs first, `fallback` for methods without any.
+pub struct StubResponder {
+    stubs: Arc<ArcSwap<StubSet>>,
+    fallback: Arc<dyn Responder>,
+}
+
+impl StubResponder {
+    /// `stubs` may be swapped at any time (hot reload); each call uses the set current when
+    /// it started.
+    pub fn new(stubs: Arc<ArcSwap<StubSet>>, fallback: Arc<dyn Responder>) -> Self {
+        Self { stubs, fallback }
+    }
+}
+
+impl Responder for StubResponder {
+    fn respond(&self, call: Call) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
+        let set = self.stubs.load_full();
+        if set.for_method(&call.method.path).is_none() {
+            return self.fallback.respond(call);
+        }
+        async move {
+            let stubs = set.for_method(&call.method.path).expect("checked above");
+            match call.method.kind {
+                CallKind::Unary | CallKind::ServerStreaming => answer_single_request(stubs, call).await,
+                CallKind::ClientStreaming => answer_client_stream(stubs, call).await,
+                CallKind::BidiStreaming => answer_bidi(set.clone(), call).await,
+            }
+        }
+        .boxed()
+    }
+}
+
+async fn answer_single_request(
+    stubs: &MethodStubs,
+    mut call: Call,
+) -> Result<tonic::Response<OutboundStream>, Status> {
+    let request = call.inbound.single().await?;
+    let chosen = claim_best(stubs.rank(&call.metadata, 0, &request))
+        .ok_or_else(|| Status::not_found(stubs.explain_miss(&call.metadata, 0, &request)))?;
+    Ok(respond_with(&chosen, chosen.output.messages.clone()))
+}
+
+async fn answer_client_stream(
+    stubs: &MethodStubs,
+    mut call: Call,
+) -> Result<tonic::Response<OutboundStream>, Status> {
+    let mut candidates = stubs.available(&call.metadata);
+    let mut count = 0;
+    while let Some(message) = call.inbound.next().await? {
+        narrow(&mut candidates, count, &message);
+        if candidates.is_empty() {
+            return Err(Status::not_found(stubs.explain_miss(&call.metadata, count, &message)));
+        }
+        count += 1;
+    }
+    candidates.retain(|candidate| candidate.stub.input.sequence_len().is_none_or(|len| len == count));
+    candidates.sort_by(Ranked::compare);
+    let chosen = claim_best(candidates).ok_or_else(|| {
+        Status::not_found(format!("no stub for {} expects {count} messages", call.method.path))
+    })?;
+    Ok(respond_with(&chosen, chosen.output.messages.clone()))
+}
+
+/// Bidi: the response starts once the first message has chosen a stub, so that stub's
+/// headers can go out with it.
+async fn answer_bidi(set: Arc<StubSet>, mut call: Call) -> Result<tonic::Response<OutboundStream>, Status> {
+    let Some(first) = call.inbound.next().await? else {
+        return Ok(tonic::Response::new(Box::pin(futures::stream::empty())));
+    };
+    let stubs = set.for_method(&call.method.path).expect("the method has stubs");
+    let mut conversation = Conversation::start(stubs, &call.metadata, &first)?;
+    let headers = conversation.current.output.headers.clone();
+    let (metadata, path, mut inbound) = (call.metadata, call.method.path.clone(), call.inbound);
+    let stream = try_stream! {
+        let stubs = set.for_method(&path).expect("the method has stubs");
+        let mut index = 0;
+        loop {
+            for output in conversation.replies(index) {
+                yield send(&conversation.current, output).await?;
+            }
+            index += 1;
+            let Some(next) = inbound.next().await? else { break };
+            conversation.advance(stubs, &metadata, index, &next)?;
+        }
+        finish(&conversation.current)?;
+    };
+    let mut response = tonic::Response::new(Box::pin(stream) as OutboundStream);
+    *response.metadata_mut() = headers;
+    Ok(response)
+}
+
+/// The state of a bidi call: the v2 stubs still in the running, and the stub answering now.
+struct Conversation {
+    sequences: Vec<Ranked>,
+    current: Arc<Stub>,
+    claimed: Vec<usize>,
+}
+
+impl Conversation {
+    fn start(stubs: &MethodStubs, metadata: &MetadataMap, first: &DynamicMessage) -> Result<Self, Status> {
+        let ranked = stubs.rank(metadata, 0, first);
+        let sequences = ranked.iter().filter(|r| r.stub.input.is_v2()).cloned().collect();
+        let mut claimed = Vec::new();
+        let current = claim_for_call(&mut claimed, ranked)
+            .ok_or_else(|| Status::not_found(stubs.explain_miss(metadata, 0, first)))?;
+        Ok(Self { sequences, current, claimed })
+    }
+
+    /// Narrows the sequences by message `index` and picks the stub that answers it: the best
+    /// of the sequences still running and the v1 stubs, which answer each message on its own.
+    fn advance(
+        &mut self,
+        stubs: &MethodStubs,
+        metadata: &MetadataMap,
+        index: usize,
+        message: &DynamicMessage,
+    ) -> Result<(), Status> {
+        narrow(&mut self.sequences, index, message);
+        let mut ranked: Vec<Ranked> =
+            stubs.rank(metadata, index, message).into_iter().filter(|r| !r.stub.input.is_v2()).collect();
+        ranked.extend(self.sequences.iter().cloned());
+        ranked.sort_by(Ranked::compare);
+        self.current = claim_for_call(&mut self.claimed, ranked)
+            .ok_or_else(|| Status::not_found(stubs.explain_miss(metadata, index, message)))?;
+        Ok(())
+    }
+
+    /// What answers inbound message `index`.
+    fn replies(&self, index: usize) -> Vec<OutputMessage> {
+        let output = &self.current.output;
+        match self.current.input.sequence_len() {
+            Some(len) if output.streamed => match index.cmp(&(len - 1)) {
+                std::cmp::Ordering::Less => output.messages.get(index).cloned().into_iter().collect(),
+                std::cmp::Ordering::Equal => {
+                    output.messages.get(index..).map(<[_]>::to_vec).unwrap_or_default()
+                }
+                std::cmp::Ordering::Greater => Vec::new(),
+            },
+            _ if output.streamed && self.current.input.is_v2() => {
+                output.messages.get(index).cloned().into_iter().collect()
+            }
+            _ => output.messages.clone(),
+        }
+    }
+}
+
+/// The first stub in `ranked` this call already uses, or that can still answer (a stub's
+/// `times` counts calls, not messages).
+fn claim_for_call(claimed: &mut Vec<usize>, ranked: Vec<Ranked>) -> Option<Arc<Stub>> {
+    ranked.into_iter().map(|r| r.stub).find(|stub| {
+        if claimed.contains(&stub.order) {
+            return true;
+        }
+        let won = stub.claim();
+        if won {
+            claimed.push(stub.order);
+        }
+        won
+    })
+}
+
+/// The first stub in `ranked` that can still answer (its `times` not used up).
+fn claim_best(ranked: Vec<Ranked>) -> Option<Arc<Stub>> {
+    ranked.into_iter().map(|r| r.stub).find(|stub| stub.claim())
+}
+
+/// Sends `messages` (each after its delay), then ends as the stub says.
+fn respond_with(stub: &Arc<Stub>, messages: Vec<OutputMessage>) -> tonic::Response<OutboundStream> {
+    let stub = stub.clone();
+    let headers = stub.output.headers.clone();
+    let stream = try_stream! {
+        for output in messages {
+            yield send(&stub, output).await?;
+        }
+        finish(&stub)?;
+    };
+    let mut response = tonic::Response::new(Box::pin(stream) as OutboundStream);
+    *response.metadata_mut() = headers;
+    response
+}
+
+/// Waits out a message's delay, then gives it — or the status it ends the stream with.
+async fn send(stub: &Stub, output: OutputMessage) -> Result<OutboundMessage, Status> {
+    let delay = output.delay.unwrap_or(stub.output.delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match output.status {
+        Some(status) => Err(status.to_status(&stub.output.trailers)),
+        None => Ok(output.message),
+    }
+}
+
+/// The end of a stub's answer: its error status, or OK carrying its trailers.
+fn finish(stub: &Stub) -> Result<(), Status> {
+    match &stub.output.status {
+        Some(status) => Err(status.to_status(&stub.output.trailers)),
+        None if !stub.output.trailers.is_empty() => {
+            // tonic sends a status that ends the body as trailers; OK with metadata is how a
+            // successful call carries trailers.
+            Err(Status::with_metadata(tonic::Code::Ok, "", stub.output.trailers.clone()))
+        }
+        None => Ok(()),
+    }
+}
