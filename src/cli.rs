@@ -15,6 +15,7 @@ use crate::diagnostic::Problems;
 use crate::proto::{MethodCatalog, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
 use crate::server::{BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings};
+use crate::stub::reload::StubReloader;
 use crate::stub::{StubResponder, load_stubs};
 use crate::validate;
 
@@ -130,13 +131,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     add_builtin_descriptors(&mut pool)?;
     let settings = args.settings();
     let fallback = Arc::new(DefaultResponder::new(settings.default_response.clone()));
-    let catalog = MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES);
+    let catalog = Arc::new(MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES));
     let stubs = match load_stubs(&args.stubs, &catalog, &pool) {
         Ok(stubs) => Arc::new(ArcSwap::from_pointee(stubs)),
         Err(problems) => return Ok(report_problems(&problems)),
     };
     let stub_count = stubs.load().len();
-    let responder = Arc::new(StubResponder::new(stubs, fallback));
+    let responder = Arc::new(StubResponder::new(stubs.clone(), fallback));
+    let shutdown = CancellationToken::new();
+    let reload_task = if args.stubs.is_empty() {
+        None
+    } else {
+        let reloader = StubReloader { paths: args.stubs.clone(), catalog, pool: pool.clone(), target: stubs };
+        Some(reloader.spawn(shutdown.clone())?)
+    };
     let server = BoundServer::bind_with(&mut pool, settings, responder).await?;
     let handle = server.handle();
     println!(
@@ -145,9 +153,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         handle.catalog.methods().count(),
         server.local_addr()
     );
-    let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     server.serve(shutdown).await;
+    if let Some(task) = reload_task {
+        task.await?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,6 +7,7 @@ pub mod headers;
 pub mod loader;
 pub mod matcher;
 pub mod model;
+pub mod reload;
 pub mod responder;
 pub mod set;
 

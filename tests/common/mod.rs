@@ -10,8 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
-use streamstorm::proto::{DynamicCodec, OutboundMessage, load_pool};
-use streamstorm::server::{BoundServer, ServerHandle, ServerSettings};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use streamstorm::proto::{DynamicCodec, MethodCatalog, OutboundMessage, load_pool};
+use streamstorm::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
+use streamstorm::server::{BoundServer, DefaultResponder, DefaultResponse, ServerHandle, ServerSettings};
+use streamstorm::stub::{StubResponder, load_stubs};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
@@ -50,6 +55,25 @@ impl TestServer {
         Self::from_bound(server, pool)
     }
 
+    /// Serves the protos under `proto_paths` with the stubs under `stub_paths` (both relative
+    /// to the repository root, or absolute), the default responder answering methods without
+    /// stubs.
+    pub async fn start_with_stubs(proto_paths: &[&str], stub_paths: &[&str]) -> Self {
+        let proto_paths: Vec<PathBuf> = proto_paths.iter().map(|path| repo_root().join(path)).collect();
+        let mut pool = load_pool(&proto_paths, &[]).unwrap_or_else(|problems| panic!("protos load:\n{problems}"));
+        add_builtin_descriptors(&mut pool).expect("built-in descriptors load");
+        let catalog = MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES);
+        let paths: Vec<PathBuf> = stub_paths.iter().map(|path| repo_root().join(path)).collect();
+        let stubs =
+            load_stubs(&paths, &catalog, &pool).unwrap_or_else(|problems| panic!("stubs load:\n{problems}"));
+        let fallback = Arc::new(DefaultResponder::new(DefaultResponse::default()));
+        let responder = Arc::new(StubResponder::new(Arc::new(ArcSwap::from_pointee(stubs)), fallback));
+        let settings = ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..ServerSettings::default() };
+        let server =
+            BoundServer::bind_with(&mut pool.clone(), settings, responder).await.expect("the server binds");
+        Self::from_bound(server, pool)
+    }
+
     /// Runs an already bound server.
     pub fn from_bound(server: BoundServer, pool: DescriptorPool) -> Self {
         let addr = server.local_addr();
@@ -62,6 +86,11 @@ impl TestServer {
     /// A new client connection (its own HTTP/2 connection).
     pub async fn channel(&self) -> Channel {
         connect(self.addr).await
+    }
+
+    /// A client connection made without awaiting (lazily connected on first use).
+    pub fn clone_channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr)).unwrap().connect_lazy()
     }
 
     /// Begins graceful shutdown and waits for the server to stop.
