@@ -16,7 +16,7 @@ use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 use super::headers::HeaderMatcher;
-use super::matcher::{MatcherError, MessageMatcher};
+use super::matcher::{MatcherError, MessageMatcher, check_message};
 use super::model::{InputPattern, OutputMessage, Stub, StubOutput, StubStatus};
 use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, Position, read_documents};
@@ -290,7 +290,7 @@ impl FileCompiler<'_> {
             (None, None) => {}
         }
         output.status = self.status(node, path);
-        if output.messages.is_empty() && output.status.is_none() && node.get("stream").is_none() {
+        if ["data", "stream", "error", "code"].iter().all(|key| node.get(key).is_none()) {
             self.problem(node.at, path, "an output needs `data`, `stream` or `error`/`code`");
         }
         output
@@ -298,6 +298,12 @@ impl FileCompiler<'_> {
 
     fn message(&mut self, node: &Node, path: &str, method: &MethodEntry) -> Option<OutputMessage> {
         let output_type = method.output();
+        let mut errors = Vec::new();
+        check_message(node, &output_type, path, &mut errors);
+        if !errors.is_empty() {
+            self.matcher_errors(errors);
+            return None;
+        }
         match message_from_json(&output_type, &node.to_json()) {
             Ok(message) => Some(OutputMessage {
                 message: OutboundMessage::Encoded(Bytes::from(message.encode_to_vec())),

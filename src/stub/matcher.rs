@@ -18,7 +18,7 @@ use prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use regex::Regex;
 
-use crate::document::Node;
+use crate::document::{Node, NodeValue};
 use crate::proto::json::{self, message_from_json};
 
 /// How one field is constrained.
@@ -281,17 +281,22 @@ pub fn resolve_field(descriptor: &MessageDescriptor, name: &str) -> Option<Field
     descriptor.get_field_by_name(name).or_else(|| descriptor.get_field_by_json_name(name))
 }
 
-/// ", did you mean 'x'?" when a field name is close to the one written.
+/// ", did you mean 'x'?" when a field name is close to the one written; otherwise the list of
+/// fields.
 pub fn suggest(descriptor: &MessageDescriptor, name: &str) -> String {
-    let lowered = name.to_lowercase().replace('_', "");
-    descriptor
+    let normalized = |text: &str| text.replace('_', "").to_lowercase();
+    let closest = descriptor
         .fields()
-        .find(|field| field.name().replace('_', "").to_lowercase() == lowered)
-        .map(|field| format!(", did you mean '{}'?", field.name()))
-        .unwrap_or_else(|| {
+        .map(|field| (strsim::levenshtein(&normalized(field.name()), &normalized(name)), field))
+        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, _)| *distance <= 2);
+    match closest {
+        Some((_, field)) => format!(", did you mean '{}'?", field.name()),
+        None => {
             let names: Vec<_> = descriptor.fields().map(|f| f.name().to_owned()).collect();
             format!(" (fields: {})", names.join(", "))
-        })
+        }
+    }
 }
 
 /// Compiles one field's constraint; `Ok(None)` when nothing is constrained.
@@ -331,8 +336,7 @@ fn compile_check(
                         elements.push(Element::Subset(subset));
                     }
                     _ => {
-                        let wrapped =
-                            Node { value: crate::document::NodeValue::Seq(vec![item.clone()]), at: item.at };
+                        let wrapped = Node { value: NodeValue::Seq(vec![item.clone()]), at: item.at };
                         match typed_value(parent, field, &wrapped)? {
                             Value::List(mut values) if values.len() == 1 => {
                                 elements.push(Element::Value(values.remove(0)))
@@ -362,16 +366,24 @@ fn compile_check(
 
 fn compile_pattern(node: &Node, operator: Operator) -> Result<Pattern, String> {
     let text = match &node.value {
-        crate::document::NodeValue::String(text) => text.clone(),
-        crate::document::NodeValue::Number(number) => number.to_string(),
+        NodeValue::String(text) => text.clone(),
+        NodeValue::Number(number) => number.to_string(),
         _ => return Err(format!("expected a pattern string, found {}", node.kind())),
     };
     match operator {
         Operator::Glob => Glob::new(&text)
             .map(|glob| Pattern::Glob(glob.compile_matcher()))
             .map_err(|e| format!("bad glob: {e}")),
-        _ => Regex::new(&text).map(Pattern::Regex).map_err(|e| format!("bad regex: {e}")),
+        _ => Regex::new(&text)
+            .map(Pattern::Regex)
+            .map_err(|e| format!("bad regex: {}", one_line(&e.to_string()))),
     }
+}
+
+/// The gist of a multi-line error message (the regex crate draws a caret diagram).
+pub(super) fn one_line(message: &str) -> String {
+    let last = message.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or(message);
+    last.trim().trim_start_matches("error: ").to_owned()
 }
 
 fn equal_check(
@@ -387,6 +399,58 @@ fn equal_check(
         value => Check::Equal(value),
     };
     Ok((check, specific))
+}
+
+/// Checks a message written as a mapping (a stub's `data` or `stream` element) field by field,
+/// so that each unknown field or wrong value is reported at its own position.
+pub fn check_message(
+    node: &Node,
+    descriptor: &MessageDescriptor,
+    path: &str,
+    errors: &mut Vec<MatcherError>,
+) {
+    let Some(entries) = node.as_map() else {
+        errors.push(error(
+            node,
+            path,
+            format!("expected a {} message (a mapping), found {}", descriptor.full_name(), node.kind()),
+        ));
+        return;
+    };
+    if is_well_known(descriptor) {
+        return;
+    }
+    for (key, value) in entries {
+        let here = format!("{path}.{}", key.name);
+        let Some(field) = resolve_field(descriptor, &key.name) else {
+            errors.push(MatcherError {
+                at: key.at,
+                path: here,
+                message: format!(
+                    "{} has no field '{}'{}",
+                    descriptor.full_name(),
+                    key.name,
+                    suggest(descriptor, &key.name)
+                ),
+            });
+            continue;
+        };
+        match (field.kind(), &value.value) {
+            (Kind::Message(nested), NodeValue::Map(_)) if !field.is_map() && !field.is_list() => {
+                check_message(value, &nested, &here, errors)
+            }
+            (Kind::Message(nested), NodeValue::Seq(items)) if field.is_list() => {
+                for (index, item) in items.iter().enumerate() {
+                    check_message(item, &nested, &format!("{here}[{index}]"), errors);
+                }
+            }
+            _ => {
+                if let Err(message) = typed_value(descriptor, &field, value) {
+                    errors.push(error(value, &here, message));
+                }
+            }
+        }
+    }
 }
 
 /// The stub's JSON value converted to the field's protobuf type, through the proto3 JSON

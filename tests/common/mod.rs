@@ -60,7 +60,8 @@ impl TestServer {
     /// stubs.
     pub async fn start_with_stubs(proto_paths: &[&str], stub_paths: &[&str]) -> Self {
         let proto_paths: Vec<PathBuf> = proto_paths.iter().map(|path| repo_root().join(path)).collect();
-        let mut pool = load_pool(&proto_paths, &[]).unwrap_or_else(|problems| panic!("protos load:\n{problems}"));
+        let mut pool =
+            load_pool(&proto_paths, &[]).unwrap_or_else(|problems| panic!("protos load:\n{problems}"));
         add_builtin_descriptors(&mut pool).expect("built-in descriptors load");
         let catalog = MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES);
         let paths: Vec<PathBuf> = stub_paths.iter().map(|path| repo_root().join(path)).collect();

@@ -1,0 +1,84 @@
+//! Stub validation: every problem in every stub reported at once, with file, line, column and
+//! field path, through the library and `streamstorm validate`.
+
+mod common;
+
+use std::process::Command;
+
+const BROKEN: &str = r#"- service: NoSuchService
+  method: X
+  output: { data: {} }
+- service: myapp.UserService
+  method: Nope
+  output: { data: {} }
+- service: myapp.UserService
+  method: GetUser
+  input:
+    equals: { usr_id: "x" }
+    matches: { user_id: "([a-" }
+  output:
+    data: { name: [1, 2], addres: { city: "Oslo" } }
+    code: BOGUS
+- service: myapp.UserService
+  method: GetUser
+  input: { equals: { user_id: a } }
+  inputs: [ {} ]
+  output: { data: { state: USER_STATE_NOPE } }
+- service: myapp.UserService
+  method: GetUser
+  bogus: 1
+  output: { delay: "soon", data: {} }
+"#;
+
+#[test]
+fn every_stub_problem_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let stubs = dir.path().join("broken.yaml");
+    std::fs::write(&stubs, BROKEN).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .arg("validate")
+        .arg(common::repo_root().join("protos/myapp"))
+        .arg(&stubs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file = stubs.display().to_string();
+    let expected = [
+        format!("{file}:1:12: [0].service: unknown service 'NoSuchService'"),
+        format!("{file}:5:11: [1].method: myapp.UserService has no method 'Nope' (methods: GetUser)"),
+        format!(
+            "{file}:10:15: [2].input.equals.usr_id: myapp.GetUserRequest has no field 'usr_id', did you mean 'user_id'?"
+        ),
+        format!("{file}:11:25: [2].input.matches.user_id: bad regex: unclosed character class"),
+        format!("{file}:13:19: [2].output.data.name: invalid type: sequence, expected a string"),
+        format!(
+            "{file}:13:27: [2].output.data.addres: myapp.User has no field 'addres', did you mean 'address'?"
+        ),
+        format!("{file}:14:11: [2].output.code: not a gRPC status code: \"BOGUS\""),
+        format!("{file}:18:11: [3].inputs: a stub cannot have both `input` and `inputs`"),
+        format!("{file}:19:28: [3].output.data.state: unrecognized enum value 'USER_STATE_NOPE'"),
+        format!("{file}:22:3: [4].bogus: unknown field"),
+        format!("{file}:23:20: [4].output.delay: not a duration: \"soon\""),
+    ];
+    for line in &expected {
+        assert!(
+            stderr.lines().any(|reported| reported.starts_with(line.as_str())),
+            "missing {line:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains(&format!("{} problems found", expected.len())), "{stderr}");
+}
+
+#[test]
+fn shipped_stub_examples_validate() {
+    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .arg("validate")
+        .arg(common::repo_root().join("protos/gripmock"))
+        .arg(common::repo_root().join("stubs/gripmock"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}{stdout}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("ok: 3 services, 3 methods, "), "{stdout}");
+}
