@@ -105,14 +105,29 @@ impl fmt::Display for Node {
     }
 }
 
+/// Nodes one file may hold: room for 100,000+ stubs in a single file, while still refusing
+/// YAML that expands without bound (alias bombs stay capped by the parser's other limits).
+const MAX_NODES: usize = 20_000_000;
+const MAX_EVENTS: usize = 60_000_000;
+
+fn parse_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = MAX_EVENTS;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 /// Reads every document of a YAML or JSON file.
 pub fn read_documents(path: &Path, text: &str) -> Result<Vec<Node>, Problems> {
-    let documents: Vec<Spanned<NodeValue>> = serde_saphyr::from_multiple(text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map_or((0, 0), |location| (location.line() as usize, location.column() as usize));
-        Problems::from(Problem::at(path, line, column, first_line(&error.to_string())))
-    })?;
+    let documents: Vec<Spanned<NodeValue>> = serde_saphyr::from_multiple_with_options(text, parse_options())
+        .map_err(|error| {
+            let (line, column) = error
+                .location()
+                .map_or((0, 0), |location| (location.line() as usize, location.column() as usize));
+            Problems::from(Problem::at(path, line, column, first_line(&error.to_string())))
+        })?;
     Ok(documents.into_iter().map(node).collect())
 }
 

@@ -320,3 +320,20 @@ async fn client_streaming_matches_each_message_in_turn() {
     .await;
     assert_eq!(to_json(&outcome.responses[0]), json!({"file_id": "any-number-of-chunks"}));
 }
+
+#[tokio::test]
+async fn bidi_single_input_flushes_the_whole_stream_once() {
+    let yaml = r#"
+- service: myapp.ChatService
+  method: Chat
+  inputs: [ { equals: { user_id: "alice" } } ]
+  output: { stream: [ { content: "one" }, { content: "two" }, { content: "three" } ] }
+"#;
+    let (server, _dir) = serve_stubs(yaml).await;
+    let message = || json_message(&server.pool, "myapp.ChatMessage", json!({"user_id": "alice"}));
+    let outcome = call(server.channel().await, &server.pool, "myapp.ChatService/Chat", vec![message(), message()]).await;
+    assert_eq!(outcome.status.code(), Code::Ok, "{:?}", outcome.status);
+    let contents: Vec<_> = outcome.responses.iter().map(|m| to_json(m)["content"].clone()).collect();
+    // The only input is also the last: it flushes the stream; later messages get nothing more.
+    assert_eq!(contents, [json!("one"), json!("two"), json!("three")]);
+}

@@ -64,6 +64,14 @@ impl InputPattern {
         }
     }
 
+    /// The length of a v2 `inputs` list (however long), `None` for v1 `input`.
+    pub fn inputs_len(&self) -> Option<usize> {
+        match self {
+            Self::Single(_) => None,
+            Self::PerMessage(matchers) => Some(matchers.len()),
+        }
+    }
+
     pub fn is_v2(&self) -> bool {
         matches!(self, Self::PerMessage(_))
     }

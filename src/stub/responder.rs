@@ -106,6 +106,9 @@ async fn answer_bidi(set: Arc<StubSet>, mut call: Call) -> Result<tonic::Respons
             for output in conversation.replies(index) {
                 yield send(&conversation.current, output).await?;
             }
+            if conversation.ends_after(index) {
+                break;
+            }
             index += 1;
             let Some(next) = inbound.next().await? else { break };
             conversation.advance(stubs, &metadata, index, &next)?;
@@ -153,10 +156,11 @@ impl Conversation {
         Ok(())
     }
 
-    /// What answers inbound message `index`.
+    /// What answers inbound message `index`: for v2 `inputs` + `stream`, `stream[index]`, the
+    /// rest of the stream at the last input, nothing past it; otherwise the whole output.
     fn replies(&self, index: usize) -> Vec<OutputMessage> {
         let output = &self.current.output;
-        match self.current.input.sequence_len() {
+        match self.current.input.inputs_len() {
             Some(len) if output.streamed => match index.cmp(&(len - 1)) {
                 std::cmp::Ordering::Less => output.messages.get(index).cloned().into_iter().collect(),
                 std::cmp::Ordering::Equal => {
@@ -164,11 +168,15 @@ impl Conversation {
                 }
                 std::cmp::Ordering::Greater => Vec::new(),
             },
-            _ if output.streamed && self.current.input.is_v2() => {
-                output.messages.get(index).cloned().into_iter().collect()
-            }
             _ => output.messages.clone(),
         }
+    }
+
+    /// True when the answering stub ends the call with its status right after message
+    /// `index`: it has one, and expects no further input (v1, or the last of its `inputs`).
+    fn ends_after(&self, index: usize) -> bool {
+        self.current.output.status.is_some()
+            && self.current.input.inputs_len().is_none_or(|len| index + 1 >= len)
     }
 }
 

@@ -190,9 +190,17 @@ pub const EXAMPLE_SERVICES: &[&str] = &[
 /// Starts the `streamstorm serve` binary on a free port with the example protos and `args`;
 /// returns the process (killed when dropped) and the address it announced.
 pub async fn spawn_serve(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    let protos = repo_root().join("protos");
+    let mut all = vec!["--protos", path_str(&protos)];
+    all.extend_from_slice(args);
+    spawn_serve_with(&all).await
+}
+
+/// Starts `streamstorm serve --listen 127.0.0.1:0 ARGS`; see [`spawn_serve`].
+pub async fn spawn_serve_with(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .args(["serve", "--protos", path_str(&repo_root().join("protos")), "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
