@@ -34,7 +34,7 @@ async fn bidi_is_interactive() {
             {"user_id": "user123", "content": "Leaving chat", "type": "LEAVE"}
         ]))
         .arg("--send-interval-ms")
-        .arg("300")
+        .arg("800")
         .run()
         .await;
     assert_eq!(outcome.code, "OK", "{}", outcome.details);

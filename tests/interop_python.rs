@@ -55,7 +55,7 @@ async fn bidi_answers_before_the_client_finishes_sending() {
     let outcome = ClientCall::new(Client::Python, server.addr, "myapp.ChatService/Chat")
         .requests(json!([{"content": "a"}, {"content": "b"}, {"content": "c"}]))
         .arg("--send-interval-ms")
-        .arg("300")
+        .arg("800")
         .run()
         .await;
     assert_eq!(outcome.code, "OK", "{}", outcome.details);
