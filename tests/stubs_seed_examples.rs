@@ -21,8 +21,8 @@ async fn serve(stub_file: &str) -> TestServer {
     TestServer::start_with_stubs(&["protos/gripmock"], &[stub_file]).await
 }
 
-/// One bidi call by `client`, the requests 400 ms apart (room for a loaded machine) so that each reply can arrive before
-/// the next request goes out.
+/// One bidi call by `client`, the requests 400 ms apart (room for a loaded machine) so that
+/// each reply can arrive before the next request goes out.
 async fn converse(server: &TestServer, client: Client, method: &str, requests: Value) -> ClientOutcome {
     ClientCall::new(client, server.addr, method)
         .requests(requests)
