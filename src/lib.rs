@@ -6,6 +6,9 @@
 //!   codec, the proto3 JSON mapping and the method catalog.
 //! - [`server`]: the mock server — our own accept loop and connection registry, routing to
 //!   reflection, health and the dynamic service, which hands each call to a responder.
+//! - [`stub`]: GripMock-format stubs — compiled against the protos, matched, ranked, indexed,
+//!   answering calls, reloaded when their files change.
+//! - [`document`]: YAML/JSON read with the position of every key and value.
 //! - [`validate`]: `streamstorm validate`, every input problem at once.
 //! - [`diagnostic`]: located problems (`file:line:col`, field path) shared by every loader.
 //! - [`cli`]: flags turned into typed settings; the only place that prints.

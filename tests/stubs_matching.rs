@@ -331,9 +331,38 @@ async fn bidi_single_input_flushes_the_whole_stream_once() {
 "#;
     let (server, _dir) = serve_stubs(yaml).await;
     let message = || json_message(&server.pool, "myapp.ChatMessage", json!({"user_id": "alice"}));
-    let outcome = call(server.channel().await, &server.pool, "myapp.ChatService/Chat", vec![message(), message()]).await;
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.ChatService/Chat", vec![message(), message()])
+            .await;
     assert_eq!(outcome.status.code(), Code::Ok, "{:?}", outcome.status);
     let contents: Vec<_> = outcome.responses.iter().map(|m| to_json(m)["content"].clone()).collect();
     // The only input is also the last: it flushes the stream; later messages get nothing more.
     assert_eq!(contents, [json!("one"), json!("two"), json!("three")]);
+}
+
+#[tokio::test]
+async fn json_arrays_single_stubs_and_multi_document_yaml_all_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("nested/deeper");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        dir.path().join("a.json"),
+        r#"[{"service": "myapp.UserService", "method": "GetUser",
+             "input": {"equals": {"userId": "json"}}, "output": {"data": {"name": "from json"}}}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        nested.join("b.yml"),
+        "service: myapp.UserService\nmethod: GetUser\ninput: { equals: { user_id: single } }\noutput: { data: { name: from single } }\n---\n- service: myapp.UserService\n  method: GetUser\n  input: { equals: { user_id: second } }\n  output: { data: { name: from second document } }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a stub").unwrap();
+    let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
+    for (user_id, name) in
+        [("json", "from json"), ("single", "from single"), ("second", "from second document")]
+    {
+        let (code, responses, message) = get_user(&server, json!({"user_id": user_id})).await;
+        assert_eq!(code, Code::Ok, "{message}");
+        assert_eq!(responses, [user(name)]);
+    }
 }

@@ -18,7 +18,7 @@ use prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use regex::Regex;
 
-use crate::document::{Node, NodeValue};
+use crate::document::{Key, Node, NodeValue};
 use crate::proto::json::{self, message_from_json};
 
 /// How one field is constrained.
@@ -167,19 +167,7 @@ impl MessageMatcher {
         };
         for (key, value) in entries {
             let here = format!("{path}.{}", key.name);
-            let Some(field) = resolve_field(descriptor, &key.name) else {
-                errors.push(MatcherError {
-                    at: key.at,
-                    path: here,
-                    message: format!(
-                        "{} has no field '{}'{}",
-                        descriptor.full_name(),
-                        key.name,
-                        suggest(descriptor, &key.name)
-                    ),
-                });
-                continue;
-            };
+            let Some(field) = field_or_error(descriptor, key, &here, errors) else { continue };
             match compile_check(descriptor, &field, value, operator, &here, errors) {
                 Ok(Some((check, specific))) => {
                     self.constraints.push(FieldConstraint { path: key.name.clone(), field, check, specific })
@@ -274,6 +262,26 @@ enum Operator {
 
 fn error(node: &Node, path: &str, message: String) -> MatcherError {
     MatcherError { at: node.at, path: path.to_owned(), message }
+}
+
+/// The field `key` names, or an error at the key suggesting the field meant.
+fn field_or_error(
+    descriptor: &MessageDescriptor,
+    key: &Key,
+    path: &str,
+    errors: &mut Vec<MatcherError>,
+) -> Option<FieldDescriptor> {
+    let field = resolve_field(descriptor, &key.name);
+    if field.is_none() {
+        let message = format!(
+            "{} has no field '{}'{}",
+            descriptor.full_name(),
+            key.name,
+            suggest(descriptor, &key.name)
+        );
+        errors.push(MatcherError { at: key.at, path: path.to_owned(), message });
+    }
+    field
 }
 
 /// Finds a field by its proto name or its JSON (lowerCamelCase) name.
@@ -422,19 +430,7 @@ pub fn check_message(
     }
     for (key, value) in entries {
         let here = format!("{path}.{}", key.name);
-        let Some(field) = resolve_field(descriptor, &key.name) else {
-            errors.push(MatcherError {
-                at: key.at,
-                path: here,
-                message: format!(
-                    "{} has no field '{}'{}",
-                    descriptor.full_name(),
-                    key.name,
-                    suggest(descriptor, &key.name)
-                ),
-            });
-            continue;
-        };
+        let Some(field) = field_or_error(descriptor, key, &here, errors) else { continue };
         match (field.kind(), &value.value) {
             (Kind::Message(nested), NodeValue::Map(_)) if !field.is_map() && !field.is_list() => {
                 check_message(value, &nested, &here, errors)
