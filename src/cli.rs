@@ -10,11 +10,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::diagnostic::Problems;
 use crate::proto::{MethodCatalog, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
-use crate::server::{BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings};
+use crate::server::{
+    BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings, StreamLimits,
+};
 use crate::stub::reload::StubReloader;
 use crate::stub::{StubResponder, load_stubs};
 use crate::validate;
@@ -54,6 +57,9 @@ pub struct ServeArgs {
     /// Address for gRPC (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Seed for every random draw (scripts' templates); the same seed and traffic repeat a run.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// What methods with nothing configured answer.
     #[arg(long, value_enum, default_value_t = DefaultMode::Empty)]
     pub default_response: DefaultMode,
@@ -93,7 +99,9 @@ pub struct ValidateArgs {
 }
 
 impl ServeArgs {
-    fn settings(&self) -> ServerSettings {
+    /// The settings these flags and the environment's stream limits describe.
+    fn settings(&self, seed: u64) -> Result<ServerSettings, Problems> {
+        let limits = StreamLimits::from_env(|name| std::env::var(name).ok())?;
         let default_response = match self.default_response {
             DefaultMode::Empty => DefaultResponse::Empty {
                 stream_messages: self.default_stream_messages,
@@ -101,7 +109,7 @@ impl ServeArgs {
             },
             DefaultMode::Unimplemented => DefaultResponse::Unimplemented,
         };
-        ServerSettings {
+        Ok(ServerSettings {
             listen: self.listen,
             http2: Http2Settings {
                 max_concurrent_streams: self.max_concurrent_streams,
@@ -110,8 +118,10 @@ impl ServeArgs {
             max_message_bytes: self.max_message_size,
             shutdown_grace: self.shutdown_grace,
             default_response,
+            limits,
+            seed,
             ..ServerSettings::default()
-        }
+        })
     }
 }
 
@@ -129,7 +139,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_problems(&problems)),
     };
     add_builtin_descriptors(&mut pool)?;
-    let settings = args.settings();
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let settings = match args.settings(seed) {
+        Ok(settings) => settings,
+        Err(problems) => return Ok(report_problems(&problems)),
+    };
     let fallback = Arc::new(DefaultResponder::new(settings.default_response.clone()));
     let catalog = Arc::new(MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES));
     let stubs = match load_stubs(&args.stubs, &catalog, &pool) {
@@ -137,7 +151,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_problems(&problems)),
     };
     let stub_count = stubs.load().len();
-    let responder = Arc::new(StubResponder::new(stubs.clone(), fallback));
+    info!(seed, "Random draws use this seed (set it with --seed to repeat a run).");
+    let responder = Arc::new(StubResponder::new(stubs.clone(), fallback, seed));
     let shutdown = CancellationToken::new();
     let reload_task = if args.stubs.is_empty() {
         None

@@ -8,6 +8,7 @@
 //!   reflection, health and the dynamic service, which hands each call to a responder.
 //! - [`stub`]: GripMock-format stubs — compiled against the protos, matched, ranked, indexed,
 //!   answering calls, reloaded when their files change.
+//! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
 //! - [`document`]: YAML/JSON read with the position of every key and value.
 //! - [`validate`]: `streamstorm validate`, every input problem at once.
 //! - [`diagnostic`]: located problems (`file:line:col`, field path) shared by every loader.
@@ -17,6 +18,8 @@ pub mod cli;
 pub mod diagnostic;
 pub mod document;
 pub mod proto;
+pub mod script;
 pub mod server;
 pub mod stub;
+pub mod template;
 pub mod validate;

@@ -8,7 +8,7 @@ use crate::diagnostic::{Problem, Problems};
 use crate::proto::MethodCatalog;
 use crate::proto::loader::{is_proto_input, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
-use crate::stub::loader::{is_stub_file, load_stubs};
+use crate::stub::loader::{is_script_file, is_stub_file, load_stubs};
 
 /// Validates `paths` (files or directories); on success, a one-line summary of what was loaded.
 pub fn validate(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, Problems> {
@@ -20,14 +20,14 @@ pub fn validate(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, P
             stub_paths.push(path.clone());
         } else if is_proto_input(path) {
             proto_paths.push(path.clone());
-        } else if is_stub_file(path) {
+        } else if is_stub_file(path) || is_script_file(path) {
             stub_paths.push(path.clone());
         } else if !path.exists() {
             problems.push(Problem::in_file(path, "no such file or directory"));
         } else {
             problems.push(Problem::in_file(
                 path,
-                "unrecognised input: expected .proto, .pb, .protoset, .yaml, .yml or .json",
+                "unrecognised input: expected .proto, .pb, .protoset, .yaml, .yml, .json or .jsonl",
             ));
         }
     }
@@ -45,15 +45,15 @@ pub fn validate(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, P
     add_builtin_descriptors(&mut pool)
         .map_err(|error| Problem::in_file(&proto_paths[0], error.to_string()))?;
     let catalog = MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES);
-    let stubs = match load_stubs(&stub_paths, &catalog, &pool) {
-        Ok(stubs) => stubs.len(),
+    let (stubs, scripts) = match load_stubs(&stub_paths, &catalog, &pool) {
+        Ok(set) => (set.len(), set.script_count()),
         Err(found) => {
             problems.extend(found);
-            0
+            (0, 0)
         }
     };
     problems.into_result(format!(
-        "{} services, {} methods, {stubs} stubs",
+        "{} services, {} methods, {stubs} stubs, {scripts} scripts bound by path",
         catalog.services().len(),
         catalog.methods().count()
     ))

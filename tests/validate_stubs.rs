@@ -82,3 +82,70 @@ fn shipped_stub_examples_validate() {
     assert!(output.status.success(), "{}{stdout}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.starts_with("ok: 3 services, 3 methods, "), "{stdout}");
 }
+
+#[test]
+fn shipped_script_examples_validate() {
+    let scripts = common::repo_root().join("stubs/scripts");
+    for example in std::fs::read_dir(&scripts).unwrap() {
+        let example = example.unwrap().path();
+        let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+            .arg("validate")
+            .arg(common::repo_root().join("protos/myapp"))
+            .arg(&example)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}: {}{stdout}",
+            example.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.ends_with("1 scripts bound by path\n"), "{}: {stdout}", example.display());
+    }
+}
+
+#[test]
+fn script_problems_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = dir.path().join("myapp.ChatService");
+    std::fs::create_dir_all(&bound).unwrap();
+    let script = bound.join("Chat.jsonl");
+    std::fs::write(
+        &script,
+        concat!(
+            "// comment lines and blank lines are fine\n",
+            "\n",
+            "{\"ts\":0,\"dir\":\"out\",\"text\":\"{{request.ws.message.nope}}\"}\n",
+            "{\"ts\":0,\"dir\":\"sideways\",\"text\":\"x\"}\n",
+            "{\"ts\":0,\"dir\":\"in\",\"text\":\"{\\\"tipe\\\":\\\"JOIN\\\"}\",\"respone\":\"x\"}\n",
+            "{\"ts\":0,\"dir\":\"in\",\"text\":\"hi\",\"condition\":\"{{request.ws.state.a +}}\"}\n",
+            "not json\n",
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .arg("validate")
+        .arg(common::repo_root().join("protos/myapp"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file = script.display().to_string();
+    for expected in [
+        format!("{file}:3:"),
+        format!("{file}:4:"),
+        format!("{file}:5:"),
+        format!("{file}:6:"),
+        format!("{file}:7:"),
+    ] {
+        assert!(stderr.lines().any(|line| line.starts_with(&expected)), "missing {expected} in:\n{stderr}");
+    }
+    assert!(stderr.contains("myapp.ChatMessage has no field 'nope'"), "{stderr}");
+    assert!(stderr.contains("expected \"in\" or \"out\""), "{stderr}");
+    assert!(stderr.contains("has no field 'tipe', did you mean 'type'?"), "{stderr}");
+    assert!(stderr.contains("unknown field 'respone', did you mean 'response'?"), "{stderr}");
+    assert!(stderr.contains("template:"), "{stderr}");
+    assert!(stderr.contains("not valid JSON"), "{stderr}");
+}

@@ -14,10 +14,6 @@ const STREAM_BUFFER_BYTES: usize = 1024;
 /// Encoded bytes gathered before the body yields a frame to HTTP/2 (tonic's default).
 const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
 
-fn buffer_settings() -> BufferSettings {
-    BufferSettings::new(STREAM_BUFFER_BYTES, YIELD_THRESHOLD_BYTES)
-}
-
 /// A message on its way out: built per call, or encoded ahead of time.
 #[derive(Debug, Clone)]
 pub enum OutboundMessage {
@@ -46,17 +42,28 @@ impl From<DynamicMessage> for OutboundMessage {
 pub struct DynamicCodec {
     decode_as: MessageDescriptor,
     malformed: tonic::Code,
+    buffer_bytes: usize,
 }
 
 impl DynamicCodec {
     /// The server side: requests that do not parse are the client's fault (`INVALID_ARGUMENT`).
     pub fn for_server(request_type: MessageDescriptor) -> Self {
-        Self { decode_as: request_type, malformed: tonic::Code::InvalidArgument }
+        Self {
+            decode_as: request_type,
+            malformed: tonic::Code::InvalidArgument,
+            buffer_bytes: STREAM_BUFFER_BYTES,
+        }
     }
 
     /// The client side: responses that do not parse are a server fault (`INTERNAL`).
     pub fn for_client(response_type: MessageDescriptor) -> Self {
-        Self { decode_as: response_type, malformed: tonic::Code::Internal }
+        Self { decode_as: response_type, malformed: tonic::Code::Internal, buffer_bytes: STREAM_BUFFER_BYTES }
+    }
+
+    /// Sets the initial size of the stream's buffers (they still grow to fit larger messages).
+    pub fn with_buffer_size(mut self, bytes: Option<usize>) -> Self {
+        self.buffer_bytes = bytes.unwrap_or(STREAM_BUFFER_BYTES).max(64);
+        self
     }
 }
 
@@ -67,16 +74,22 @@ impl Codec for DynamicCodec {
     type Decoder = DynamicDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        DynamicEncoder
+        DynamicEncoder { buffer: BufferSettings::new(self.buffer_bytes, YIELD_THRESHOLD_BYTES) }
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder { decode_as: self.decode_as.clone(), malformed: self.malformed }
+        DynamicDecoder {
+            decode_as: self.decode_as.clone(),
+            malformed: self.malformed,
+            buffer: BufferSettings::new(self.buffer_bytes, YIELD_THRESHOLD_BYTES),
+        }
     }
 }
 
 #[derive(Debug)]
-pub struct DynamicEncoder;
+pub struct DynamicEncoder {
+    buffer: BufferSettings,
+}
 
 impl Encoder for DynamicEncoder {
     type Item = OutboundMessage;
@@ -95,7 +108,7 @@ impl Encoder for DynamicEncoder {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        buffer_settings()
+        self.buffer
     }
 }
 
@@ -103,6 +116,7 @@ impl Encoder for DynamicEncoder {
 pub struct DynamicDecoder {
     decode_as: MessageDescriptor,
     malformed: tonic::Code,
+    buffer: BufferSettings,
 }
 
 impl Decoder for DynamicDecoder {
@@ -117,5 +131,8 @@ impl Decoder for DynamicDecoder {
                 format!("message is not a valid {}: {error}", self.decode_as.full_name()),
             )
         })
+    }
+    fn buffer_settings(&self) -> BufferSettings {
+        self.buffer
     }
 }

@@ -18,9 +18,14 @@ use tonic::codec::CompressionEncoding;
 use tonic::server::Grpc;
 use tonic::{Status, Streaming};
 
-use super::call::{Call, Inbound, OutboundStream, Responder};
+use super::ServerSettings;
+use super::call::{Call, Inbound, OutboundStream, Responder, stream_rng};
 use super::connection::{ConnectionContext, ConnectionStats};
+use super::limits::StreamLimits;
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
+
+/// Distinguishes the limits' latency draws from other per-stream draws.
+const LIMITS_RNG: u64 = 2;
 
 /// Stream counts for the whole server.
 #[derive(Debug, Default)]
@@ -41,6 +46,8 @@ struct DynamicShared {
     catalog: Arc<MethodCatalog>,
     responder: Arc<dyn Responder>,
     max_message_bytes: usize,
+    limits: StreamLimits,
+    seed: u64,
     counters: Arc<StreamCounters>,
 }
 
@@ -48,10 +55,18 @@ impl DynamicService {
     pub fn new(
         catalog: Arc<MethodCatalog>,
         responder: Arc<dyn Responder>,
-        max_message_bytes: usize,
+        settings: &ServerSettings,
         counters: Arc<StreamCounters>,
     ) -> Self {
-        Self { shared: Arc::new(DynamicShared { catalog, responder, max_message_bytes, counters }) }
+        let shared = DynamicShared {
+            catalog,
+            responder,
+            max_message_bytes: settings.max_message_bytes,
+            limits: settings.limits.clone(),
+            seed: settings.seed,
+            counters,
+        };
+        Self { shared: Arc::new(shared) }
     }
 }
 
@@ -79,7 +94,9 @@ impl DynamicShared {
         let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
-        let mut grpc = Grpc::new(DynamicCodec::for_server(method.input()))
+        let codec =
+            DynamicCodec::for_server(method.input()).with_buffer_size(self.limits.stream_buffer_bytes);
+        let mut grpc = Grpc::new(codec)
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes)
             .accept_compressed(CompressionEncoding::Gzip)
@@ -103,9 +120,11 @@ impl DynamicShared {
         let guard = OpenStream::new(self.counters.clone(), connection.stats.clone());
         let call = Call { method, connection, stream_id, metadata, inbound: Inbound::new(messages) };
         let responding = self.responder.respond(call);
+        let rng = stream_rng(self.seed, stream_id, LIMITS_RNG);
         Box::pin(async move {
             let response = responding.await?;
-            Ok(response.map(|messages| Box::pin(guard.wrap(messages)) as OutboundStream))
+            Ok(response
+                .map(|messages| Box::pin(guard.wrap(self.limits.apply(messages, rng))) as OutboundStream))
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod connection;
 pub mod default_responder;
 pub mod dynamic;
 pub mod introspection;
+pub mod limits;
 pub mod router;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use call::{Call, Inbound, OutboundStream, Responder};
 pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, ConnectionRegistry};
 pub use default_responder::{DefaultResponder, DefaultResponse};
 pub use dynamic::StreamCounters;
+pub use limits::StreamLimits;
 
 use crate::proto::MethodCatalog;
 use dynamic::DynamicService;
@@ -79,6 +81,10 @@ pub struct ServerSettings {
     /// How long in-flight streams may run after shutdown begins.
     pub shutdown_grace: Duration,
     pub default_response: DefaultResponse,
+    /// Limits every stream obeys (stream timeout, message cap, latency).
+    pub limits: StreamLimits,
+    /// Seeds every per-stream random draw.
+    pub seed: u64,
 }
 
 impl Default for ServerSettings {
@@ -90,6 +96,8 @@ impl Default for ServerSettings {
             max_connections: 65_536,
             shutdown_grace: Duration::from_secs(5),
             default_response: DefaultResponse::default(),
+            limits: StreamLimits::default(),
+            seed: 0,
         }
     }
 }
@@ -151,8 +159,7 @@ impl BoundServer {
         let (health, health_service) = introspection::health_service(catalog.services()).await;
 
         let streams = Arc::new(StreamCounters::default());
-        let dynamic =
-            DynamicService::new(catalog.clone(), responder, settings.max_message_bytes, streams.clone());
+        let dynamic = DynamicService::new(catalog.clone(), responder, &settings, streams.clone());
         let router = GrpcRouter::new(dynamic)
             .with_native("grpc.health.v1.Health", health_service)
             .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)

@@ -22,7 +22,8 @@ use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, Position, read_documents};
 use crate::proto::json::message_from_json;
 use crate::proto::status::{all_code_names, code_from_name, code_from_number};
-use crate::proto::{MethodCatalog, MethodEntry, OutboundMessage};
+use crate::proto::{CallKind, MethodCatalog, MethodEntry, OutboundMessage};
+use crate::script::{Script, parse_script};
 
 const STUB_FIELDS: &[&str] =
     &["id", "service", "method", "priority", "headers", "input", "inputs", "options", "output"];
@@ -250,7 +251,7 @@ impl FileCompiler<'_> {
         value
     }
 
-    fn output(&mut self, node: &Node, path: &str, method: &MethodEntry) -> StubOutput {
+    fn output(&mut self, node: &Node, path: &str, method: &Arc<MethodEntry>) -> StubOutput {
         self.known_keys(node, path, OUTPUT_FIELDS);
         let mut output = StubOutput {
             headers: self.metadata(node.get("headers"), &format!("{path}.headers")),
@@ -290,10 +291,58 @@ impl FileCompiler<'_> {
             (None, None) => {}
         }
         output.status = self.status(node, path);
-        if ["data", "stream", "error", "code"].iter().all(|key| node.get(key).is_none()) {
-            self.problem(node.at, path, "an output needs `data`, `stream` or `error`/`code`");
+        output.script = node
+            .get("script")
+            .and_then(|script| self.script(script, &format!("{path}.script"), node, method));
+        if ["data", "stream", "error", "code", "script"].iter().all(|key| node.get(key).is_none()) {
+            self.problem(node.at, path, "an output needs `data`, `stream`, `error`/`code` or `script`");
         }
         output
+    }
+
+    /// `output.script: PATH`, relative to the stub file: the script plays the answer.
+    fn script(
+        &mut self,
+        node: &Node,
+        path: &str,
+        output: &Node,
+        method: &Arc<MethodEntry>,
+    ) -> Option<Arc<Script>> {
+        let Some(relative) = node.as_str() else {
+            self.problem(
+                node.at,
+                path,
+                format!("expected the path of a .jsonl script, found {}", node.kind()),
+            );
+            return None;
+        };
+        if output.get("data").is_some() || output.get("stream").is_some() {
+            self.problem(node.at, path, "an output with a `script` cannot also have `data` or `stream`");
+            return None;
+        }
+        if method.kind == CallKind::ClientStreaming {
+            self.problem(
+                node.at,
+                path,
+                "a client-streaming stub cannot choose a script: bind the script to the method by its path",
+            );
+            return None;
+        }
+        let file = self.path.parent().unwrap_or(Path::new(".")).join(relative);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(error) => {
+                self.problem(node.at, path, format!("cannot read {}: {error}", file.display()));
+                return None;
+            }
+        };
+        match parse_script(&file, &text, method.clone()) {
+            Ok(script) => Some(Arc::new(script)),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        }
     }
 
     fn message(&mut self, node: &Node, path: &str, method: &MethodEntry) -> Option<OutputMessage> {

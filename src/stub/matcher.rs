@@ -264,6 +264,11 @@ fn error(node: &Node, path: &str, message: String) -> MatcherError {
     MatcherError { at: node.at, path: path.to_owned(), message }
 }
 
+/// True when a name `distance` edits away from `written` is plausibly what was meant.
+pub fn is_close(distance: usize, written: &str) -> bool {
+    distance <= 2 && distance * 2 < written.len()
+}
+
 /// The field `key` names, or an error at the key suggesting the field meant.
 fn field_or_error(
     descriptor: &MessageDescriptor,
@@ -297,7 +302,7 @@ pub fn suggest(descriptor: &MessageDescriptor, name: &str) -> String {
         .fields()
         .map(|field| (strsim::levenshtein(&normalized(field.name()), &normalized(name)), field))
         .min_by_key(|(distance, _)| *distance)
-        .filter(|(distance, _)| *distance <= 2);
+        .filter(|(distance, _)| is_close(*distance, name));
     match closest {
         Some((_, field)) => format!(", did you mean '{}'?", field.name()),
         None => {

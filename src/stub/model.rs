@@ -14,6 +14,7 @@ use tonic::{Code, Status};
 use super::headers::HeaderMatcher;
 use super::matcher::{MessageMatcher, Score};
 use crate::proto::{MethodEntry, OutboundMessage};
+use crate::script::Script;
 
 /// One stub, compiled.
 #[derive(Debug)]
@@ -127,6 +128,8 @@ pub struct StubOutput {
     pub streamed: bool,
     /// `error`/`code`/`details`: how the call ends after the messages.
     pub status: Option<StubStatus>,
+    /// `script`: a stream script plays the answer instead of the messages above.
+    pub script: Option<Arc<Script>>,
 }
 
 /// One message a stub sends.

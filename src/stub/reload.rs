@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::loader::{is_stub_file, load_stubs};
+use super::loader::{is_script_file, is_stub_file, load_stubs};
 use super::set::StubSet;
 use crate::proto::MethodCatalog;
 
@@ -33,16 +33,19 @@ impl StubReloader {
     pub fn spawn(self, shutdown: CancellationToken) -> notify::Result<tokio::task::JoinHandle<()>> {
         let (sender, mut changes) = mpsc::unbounded_channel();
         let watched = self.paths.clone();
-        let mut watcher = RecommendedWatcher::new(
-            move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    if event.paths.iter().any(|path| is_stub_file(path) && is_under(path, &watched)) {
-                        let _ = sender.send(());
+        let mut watcher =
+            RecommendedWatcher::new(
+                move |event: notify::Result<notify::Event>| {
+                    if let Ok(event) = event {
+                        if event.paths.iter().any(|path| {
+                            (is_stub_file(path) || is_script_file(path)) && is_under(path, &watched)
+                        }) {
+                            let _ = sender.send(());
+                        }
                     }
-                }
-            },
-            notify::Config::default(),
-        )?;
+                },
+                notify::Config::default(),
+            )?;
         for path in &self.paths {
             // Files are watched through their directory: editors often replace them by rename.
             let (target, mode) = if path.is_dir() {

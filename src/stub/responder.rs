@@ -24,34 +24,41 @@ use tonic::metadata::MetadataMap;
 use super::model::{OutputMessage, Stub};
 use super::set::{MethodStubs, Ranked, StubSet, narrow};
 use crate::proto::{CallKind, OutboundMessage};
+use crate::script::play;
 use crate::server::{Call, OutboundStream, Responder};
 
-/// Stubs first, `fallback` for methods without any.
+/// Scripts bound to the method first, then stubs, then `fallback` for methods with neither.
 pub struct StubResponder {
     stubs: Arc<ArcSwap<StubSet>>,
     fallback: Arc<dyn Responder>,
+    /// Seeds every script's per-stream RNG (with the stream id).
+    seed: u64,
 }
 
 impl StubResponder {
     /// `stubs` may be swapped at any time (hot reload); each call uses the set current when
     /// it started.
-    pub fn new(stubs: Arc<ArcSwap<StubSet>>, fallback: Arc<dyn Responder>) -> Self {
-        Self { stubs, fallback }
+    pub fn new(stubs: Arc<ArcSwap<StubSet>>, fallback: Arc<dyn Responder>, seed: u64) -> Self {
+        Self { stubs, fallback, seed }
     }
 }
 
 impl Responder for StubResponder {
     fn respond(&self, call: Call) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
         let set = self.stubs.load_full();
+        let seed = self.seed;
+        if let Some(script) = set.script_for(&call.method.path).cloned() {
+            return play(script, call, None, seed).boxed();
+        }
         if set.for_method(&call.method.path).is_none() {
             return self.fallback.respond(call);
         }
         async move {
             let stubs = set.for_method(&call.method.path).expect("checked above");
             match call.method.kind {
-                CallKind::Unary | CallKind::ServerStreaming => answer_single_request(stubs, call).await,
+                CallKind::Unary | CallKind::ServerStreaming => answer_single_request(stubs, call, seed).await,
                 CallKind::ClientStreaming => answer_client_stream(stubs, call).await,
-                CallKind::BidiStreaming => answer_bidi(set.clone(), call).await,
+                CallKind::BidiStreaming => answer_bidi(set.clone(), call, seed).await,
             }
         }
         .boxed()
@@ -61,10 +68,14 @@ impl Responder for StubResponder {
 async fn answer_single_request(
     stubs: &MethodStubs,
     mut call: Call,
+    seed: u64,
 ) -> Result<tonic::Response<OutboundStream>, Status> {
     let request = call.inbound.single().await?;
     let chosen = claim_best(stubs.rank(&call.metadata, 0, &request))
         .ok_or_else(|| Status::not_found(stubs.explain_miss(&call.metadata, 0, &request)))?;
+    if let Some(script) = &chosen.output.script {
+        return play(script.clone(), call, Some(request), seed).await;
+    }
     Ok(respond_with(&chosen, chosen.output.messages.clone()))
 }
 
@@ -91,12 +102,19 @@ async fn answer_client_stream(
 
 /// Bidi: the response starts once the first message has chosen a stub, so that stub's
 /// headers can go out with it.
-async fn answer_bidi(set: Arc<StubSet>, mut call: Call) -> Result<tonic::Response<OutboundStream>, Status> {
+async fn answer_bidi(
+    set: Arc<StubSet>,
+    mut call: Call,
+    seed: u64,
+) -> Result<tonic::Response<OutboundStream>, Status> {
     let Some(first) = call.inbound.next().await? else {
         return Ok(tonic::Response::new(Box::pin(futures::stream::empty())));
     };
     let stubs = set.for_method(&call.method.path).expect("the method has stubs");
     let mut conversation = Conversation::start(stubs, &call.metadata, &first)?;
+    if let Some(script) = &conversation.current.output.script {
+        return play(script.clone(), call, Some(first), seed).await;
+    }
     let headers = conversation.current.output.headers.clone();
     let (metadata, path, mut inbound) = (call.metadata, call.method.path.clone(), call.inbound);
     let stream = try_stream! {

@@ -16,6 +16,7 @@ use tonic::metadata::MetadataMap;
 
 use super::matcher::{IndexValue, Score};
 use super::model::Stub;
+use crate::script::Script;
 
 /// A stub that matched, with how well.
 #[derive(Debug, Clone)]
@@ -54,21 +55,37 @@ fn field_count(stub: &Stub) -> usize {
     stub.input.field_count() + stub.headers.as_ref().map_or(0, |headers| headers.field_count())
 }
 
-/// Every stub, by method path.
+/// Every stub, by method path, and the scripts bound to methods by their path.
 #[derive(Debug, Default)]
 pub struct StubSet {
     methods: HashMap<String, MethodStubs>,
+    scripts: HashMap<String, Arc<Script>>,
     len: usize,
 }
 
 impl StubSet {
     pub fn new(stubs: Vec<Stub>) -> Self {
+        Self::with_scripts(stubs, HashMap::new())
+    }
+
+    /// Stubs, plus scripts keyed by the method path they answer.
+    pub fn with_scripts(stubs: Vec<Stub>, scripts: HashMap<String, Arc<Script>>) -> Self {
         let len = stubs.len();
         let mut methods: HashMap<String, MethodStubs> = HashMap::new();
         for stub in stubs {
             methods.entry(stub.method.path.clone()).or_default().add(Arc::new(stub));
         }
-        Self { methods, len }
+        Self { methods, scripts, len }
+    }
+
+    /// The script bound to a method by its path, which answers every call of the method.
+    pub fn script_for(&self, path: &str) -> Option<&Arc<Script>> {
+        self.scripts.get(path)
+    }
+
+    /// Scripts bound by path.
+    pub fn script_count(&self) -> usize {
+        self.scripts.len()
     }
 
     /// The stubs of one method, if it has any.

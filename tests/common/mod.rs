@@ -20,6 +20,9 @@ use streamstorm::stub::{StubResponder, load_stubs};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+/// The seed in-process test servers give scripts, so their random output repeats.
+pub const TEST_SEED: u64 = 42;
+
 /// The repository root (where `protos/` lives).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -68,7 +71,8 @@ impl TestServer {
         let stubs =
             load_stubs(&paths, &catalog, &pool).unwrap_or_else(|problems| panic!("stubs load:\n{problems}"));
         let fallback = Arc::new(DefaultResponder::new(DefaultResponse::default()));
-        let responder = Arc::new(StubResponder::new(Arc::new(ArcSwap::from_pointee(stubs)), fallback));
+        let responder =
+            Arc::new(StubResponder::new(Arc::new(ArcSwap::from_pointee(stubs)), fallback, TEST_SEED));
         let settings = ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..ServerSettings::default() };
         let server =
             BoundServer::bind_with(&mut pool.clone(), settings, responder).await.expect("the server binds");
@@ -198,10 +202,16 @@ pub async fn spawn_serve(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
 
 /// Starts `streamstorm serve --listen 127.0.0.1:0 ARGS`; see [`spawn_serve`].
 pub async fn spawn_serve_with(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    spawn_serve_env(args, &[]).await
+}
+
+/// As [`spawn_serve_with`], with extra environment variables.
+pub async fn spawn_serve_env(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, SocketAddr) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

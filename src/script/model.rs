@@ -1,0 +1,90 @@
+//! Compiled stream scripts: each JSONL entry checked and its templates compiled once, ready to
+//! be played against a call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use tonic::Code;
+
+use crate::proto::MethodEntry;
+use crate::stub::matcher::MessageMatcher;
+use crate::template::Template;
+
+/// One script: a timeline of outbound entries and the rules for inbound messages.
+#[derive(Debug)]
+pub struct Script {
+    pub file: PathBuf,
+    pub method: Arc<MethodEntry>,
+    /// `dir: "out"` entries, in file order.
+    pub outbound: Vec<OutEntry>,
+    /// `dir: "in"` entries that match something specific, in file order.
+    pub inbound: Vec<InEntry>,
+    /// `dir: "in"` catch-alls (`text` of `".*"` or absent): tried only when no specific entry
+    /// fired.
+    pub fallbacks: Vec<InEntry>,
+}
+
+/// When an outbound entry is due, in milliseconds after the stream opened.
+#[derive(Debug)]
+pub enum Due {
+    At(u64),
+    /// `"ts": "{{randInt 1000 5000}}"`: evaluated when the entry's turn comes.
+    Template(Template),
+}
+
+/// What an entry does besides sending.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// `state: NAME` sets `state.NAME = true`.
+    pub set_flag: Option<String>,
+    /// Extra keys: `state.KEY = value` (templated; numbers stay numbers).
+    pub updates: Vec<(String, Body)>,
+    /// `close: true`: the stream ends after this entry.
+    pub close: bool,
+    /// `error: true`: the stream ends with this status, the entry's text as its message.
+    pub error: Option<Code>,
+}
+
+/// A `dir: "out"` entry.
+#[derive(Debug)]
+pub struct OutEntry {
+    pub line: usize,
+    pub due: Due,
+    pub condition: Option<Template>,
+    pub text: Body,
+    pub effects: Effects,
+}
+
+/// A `dir: "in"` entry.
+#[derive(Debug)]
+pub struct InEntry {
+    pub line: usize,
+    pub pattern: TextPattern,
+    pub condition: Option<Template>,
+    /// Sent at once (bidi) or kept as the final answer (client streaming).
+    pub response: Option<Body>,
+    pub effects: Effects,
+}
+
+/// How an inbound entry's `text` matches a message.
+#[derive(Debug)]
+pub enum TextPattern {
+    /// `".*"` or no `text`.
+    Anything,
+    /// `""`: only a message with every field at its default.
+    Empty,
+    /// A JSON object: a subset match where absent fields count as their defaults.
+    Subset(Box<MessageMatcher>),
+    /// Any other string: a regex searched in the message's JSON.
+    Regex(regex::Regex),
+}
+
+/// A value an entry produces: JSON whose strings may hold templates, or a single template.
+#[derive(Debug)]
+pub enum Body {
+    Literal(Json),
+    Template(Template),
+    Array(Vec<Body>),
+    Object(Vec<(String, Body)>),
+}
