@@ -366,3 +366,50 @@ async fn json_arrays_single_stubs_and_multi_document_yaml_all_load() {
         assert_eq!(responses, [user(name)]);
     }
 }
+
+#[tokio::test]
+async fn templates_in_outputs_render_per_call() {
+    let yaml = r#"
+- service: myapp.UserService
+  method: GetUser
+  output:
+    data: { user_id: "{{request.user_id}}", name: "User {{request.user_id}}", login_count: "{{request.user_id.length * 10}}" }
+    headers: { x-echo: "{{request.user_id}}" }
+- service: myapp.ChatService
+  method: Chat
+  input: { equals: { user_id: "alice" } }
+  output: { data: { user_id: "bot", content: "you said: {{request.ws.message.content}} (first: {{request.content}})" } }
+"#;
+    let (server, _dir) = serve_stubs(yaml).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let request =
+        tonic::Request::new(json_message(&server.pool, "myapp.GetUserRequest", json!({"user_id": "ada"})));
+    let output = common::message_type(&server.pool, "myapp.User");
+    let response = grpc
+        .unary(
+            request,
+            "/myapp.UserService/GetUser".parse().unwrap(),
+            streamstorm::proto::DynamicCodec::for_client(output),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.metadata().get("x-echo").unwrap(), "ada");
+    assert_eq!(
+        to_json(response.get_ref()),
+        json!({"user_id": "ada", "name": "User ada", "login_count": "30"})
+    );
+
+    let message = |content: &str| {
+        json_message(&server.pool, "myapp.ChatMessage", json!({"user_id": "alice", "content": content}))
+    };
+    let outcome = call(
+        server.channel().await,
+        &server.pool,
+        "myapp.ChatService/Chat",
+        vec![message("hi"), message("bye")],
+    )
+    .await;
+    let replies: Vec<_> = outcome.responses.iter().map(|m| to_json(m)["content"].clone()).collect();
+    assert_eq!(replies, [json!("you said: hi (first: hi)"), json!("you said: bye (first: hi)")]);
+}

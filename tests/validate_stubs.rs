@@ -149,3 +149,39 @@ fn script_problems_are_located() {
     assert!(stderr.contains("template:"), "{stderr}");
     assert!(stderr.contains("not valid JSON"), "{stderr}");
 }
+
+#[test]
+fn stub_template_problems_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let stubs = dir.path().join("templated.yaml");
+    std::fs::write(
+        &stubs,
+        "- service: myapp.UserService\n  method: GetUser\n  output:\n    data: { name: \"{{request.usr_id}}\", email: \"{{ 1 + }}\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .arg("validate")
+        .arg(common::repo_root().join("protos/myapp"))
+        .arg(&stubs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file = stubs.display();
+    assert!(stderr.contains(&format!("{file}:4:11: [0].output.data.email: template: ")), "{stderr}");
+    // One problem at a time per message: the syntax error stops the field checks of this message.
+    assert!(stderr.contains("1 problem found"), "{stderr}");
+    std::fs::write(&stubs, "- service: myapp.UserService\n  method: GetUser\n  output:\n    data: { name: \"{{request.usr_id}}\" }\n")
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .arg("validate")
+        .arg(common::repo_root().join("protos/myapp"))
+        .arg(&stubs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("template reads request.usr_id: myapp.GetUserRequest has no field 'usr_id', did you mean 'user_id'?"),
+        "{stderr}"
+    );
+}

@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::Value as Json;
 use tonic::Code;
 
 use crate::proto::MethodEntry;
 use crate::stub::matcher::MessageMatcher;
-use crate::template::Template;
+use crate::template::{JsonTemplate, Template};
 
 /// One script: a timeline of outbound entries and the rules for inbound messages.
 #[derive(Debug)]
@@ -39,7 +38,7 @@ pub struct Effects {
     /// `state: NAME` sets `state.NAME = true`.
     pub set_flag: Option<String>,
     /// Extra keys: `state.KEY = value` (templated; numbers stay numbers).
-    pub updates: Vec<(String, Body)>,
+    pub updates: Vec<(String, JsonTemplate)>,
     /// `close: true`: the stream ends after this entry.
     pub close: bool,
     /// `error: true`: the stream ends with this status, the entry's text as its message.
@@ -52,7 +51,7 @@ pub struct OutEntry {
     pub line: usize,
     pub due: Due,
     pub condition: Option<Template>,
-    pub text: Body,
+    pub text: JsonTemplate,
     pub effects: Effects,
 }
 
@@ -63,7 +62,7 @@ pub struct InEntry {
     pub pattern: TextPattern,
     pub condition: Option<Template>,
     /// Sent at once (bidi) or kept as the final answer (client streaming).
-    pub response: Option<Body>,
+    pub response: Option<JsonTemplate>,
     pub effects: Effects,
 }
 
@@ -78,13 +77,4 @@ pub enum TextPattern {
     Subset(Box<MessageMatcher>),
     /// Any other string: a regex searched in the message's JSON.
     Regex(regex::Regex),
-}
-
-/// A value an entry produces: JSON whose strings may hold templates, or a single template.
-#[derive(Debug)]
-pub enum Body {
-    Literal(Json),
-    Template(Template),
-    Array(Vec<Body>),
-    Object(Vec<(String, Body)>),
 }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use prost_reflect::{Kind, MessageDescriptor};
 use serde_json::Value as Json;
 
-use super::model::{Body, Due, Effects, InEntry, OutEntry, Script, TextPattern};
+use super::model::{Due, Effects, InEntry, OutEntry, Script, TextPattern};
 use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, NodeValue, Position, read_documents};
 use crate::proto::status::{all_code_names, code_from_name, code_from_number};
 use crate::proto::{CallKind, MethodEntry};
 use crate::stub::matcher::{MessageMatcher, is_close, resolve_field, suggest};
-use crate::template::Template;
+use crate::template::{JsonTemplate, Template};
 
 const FIELDS: &[&str] = &["ts", "dir", "text", "response", "condition", "state", "close", "error", "code"];
 
@@ -116,7 +116,7 @@ impl ScriptParser<'_> {
                     Some(text) => self.body(line, text, "text"),
                     None => {
                         self.problem(line, node.at, "text", "an outbound entry needs `text`");
-                        Body::Literal(Json::Null)
+                        JsonTemplate::Literal(Json::Null)
                     }
                 };
                 script.outbound.push(OutEntry { line, due, condition, text, effects });
@@ -249,61 +249,33 @@ impl ScriptParser<'_> {
 
     /// A value an entry produces: embedded JSON text is parsed so templates sit in its string
     /// values; any other text is one template.
-    fn body(&mut self, line: usize, node: &Node, field: &str) -> Body {
-        match &node.value {
+    fn body(&mut self, line: usize, node: &Node, field: &str) -> JsonTemplate {
+        let json = match &node.value {
             NodeValue::String(text) => match serde_json::from_str::<Json>(text) {
-                Ok(json @ (Json::Object(_) | Json::Array(_))) => self.json_body(line, node, field, json),
-                _ => match self.template(line, node, field) {
-                    Some(template) if template.is_literal() => Body::Literal(Json::String(text.clone())),
-                    Some(template) => Body::Template(template),
-                    None => Body::Literal(Json::Null),
-                },
+                Ok(json @ (Json::Object(_) | Json::Array(_))) => json,
+                _ => node.to_json(),
             },
-            _ => self.json_body(line, node, field, node.to_json()),
-        }
-    }
-
-    fn json_body(&mut self, line: usize, node: &Node, field: &str, json: Json) -> Body {
-        match json {
-            Json::String(text) => {
-                let string = Node { at: node.at, value: NodeValue::String(text.clone()) };
-                match self.template(line, &string, field) {
-                    Some(template) if !template.is_literal() => Body::Template(template),
-                    _ => Body::Literal(Json::String(text)),
+            _ => node.to_json(),
+        };
+        match JsonTemplate::compile(&json) {
+            Ok(body) => {
+                for message in unknown_request_paths(&body.paths(), &self.method.input()) {
+                    self.problem(line, node.at, field, message);
                 }
+                body
             }
-            Json::Array(items) => {
-                Body::Array(items.into_iter().map(|item| self.json_body(line, node, field, item)).collect())
+            Err(error) => {
+                let path = format!("{field}{}", error.pointer.replace('/', "."));
+                self.problem(line, node.at, &path, format!("template: {}", error.error.message));
+                JsonTemplate::Literal(Json::Null)
             }
-            Json::Object(entries) => Body::Object(
-                entries
-                    .into_iter()
-                    .map(|(key, value)| (key.clone(), self.json_body(line, node, field, value)))
-                    .collect(),
-            ),
-            literal => Body::Literal(literal),
         }
     }
 
     /// Reports template paths into `request` that name no field of the request type.
     fn check_paths(&mut self, line: usize, node: &Node, field: &str, template: &Template) {
-        let input = self.method.input();
-        for path in template.paths() {
-            let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-            let fields = match segments.as_slice() {
-                ["request", "ws", "message", rest @ ..] => rest,
-                ["request", "ws", ..] | ["stream", ..] => continue,
-                ["request", rest @ ..] => rest,
-                _ => continue,
-            };
-            if let Some(message) = missing_field(&input, fields) {
-                self.problem(
-                    line,
-                    node.at,
-                    field,
-                    format!("template reads {}: {message}", segments.join(".")),
-                );
-            }
+        for message in unknown_request_paths(&template.paths(), &self.method.input()) {
+            self.problem(line, node.at, field, message);
         }
     }
 
@@ -335,6 +307,25 @@ impl ScriptParser<'_> {
             );
         }
     }
+}
+
+/// What is wrong with each template path into `request` that names no field of `input`
+/// (`request.ws.state.…` and `stream.…` are free-form).
+pub fn unknown_request_paths(paths: &[Vec<String>], input: &MessageDescriptor) -> Vec<String> {
+    let mut problems = Vec::new();
+    for path in paths {
+        let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+        let fields = match segments.as_slice() {
+            ["request", "ws", "message", rest @ ..] => rest,
+            ["request", "ws", ..] | ["stream", ..] => continue,
+            ["request", rest @ ..] => rest,
+            _ => continue,
+        };
+        if let Some(message) = missing_field(input, fields) {
+            problems.push(format!("template reads {}: {message}", segments.join(".")));
+        }
+    }
+    problems
 }
 
 /// Why `fields` is not a path of fields in `message`, if it is not.

@@ -19,12 +19,12 @@ use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::model::{Body, Due, Effects, InEntry, OutEntry, Script, TextPattern};
+use super::model::{Due, Effects, InEntry, OutEntry, Script, TextPattern};
 use crate::proto::json::{DefaultFields, FieldNames, message_from_json, message_to_json};
 use crate::proto::{CallKind, OutboundMessage};
 use crate::server::call::stream_rng;
 use crate::server::{Call, Inbound, OutboundStream};
-use crate::template::{Scope, Template};
+use crate::template::{JsonTemplate, Scope, Template};
 
 /// Distinguishes the scripts' random draws from other per-stream draws.
 const SCRIPT_RNG: u64 = 1;
@@ -298,24 +298,18 @@ impl Player {
         }
     }
 
-    fn render(&mut self, body: &Body, message: Option<&Json>, line: usize) -> Result<Json, Status> {
-        Ok(match body {
-            Body::Literal(value) => value.clone(),
-            Body::Template(template) => self.evaluate(template, message, line)?,
-            Body::Array(items) => Json::Array(
-                items.iter().map(|item| self.render(item, message, line)).collect::<Result<_, _>>()?,
-            ),
-            Body::Object(entries) => Json::Object(
-                entries
-                    .iter()
-                    .map(|(key, value)| Ok((key.clone(), self.render(value, message, line)?)))
-                    .collect::<Result<_, Status>>()?,
-            ),
-        })
+    fn render(&mut self, body: &JsonTemplate, message: Option<&Json>, line: usize) -> Result<Json, Status> {
+        let mut scope = self.scope(message);
+        body.render(&mut scope).map_err(|error| self.failure(line, &error.message))
     }
 
     fn evaluate(&mut self, template: &Template, message: Option<&Json>, line: usize) -> Result<Json, Status> {
-        let mut scope = Scope {
+        let mut scope = self.scope(message);
+        template.render(&mut scope).map_err(|error| self.failure(line, &error.message))
+    }
+
+    fn scope<'s>(&'s mut self, message: Option<&'s Json>) -> Scope<'s> {
+        Scope {
             request: &self.request,
             message,
             state: &self.state,
@@ -323,8 +317,7 @@ impl Player {
             stream_id: self.stream_id,
             rng: &mut self.rng,
             now: SystemTime::now(),
-        };
-        template.render(&mut scope).map_err(|error| self.failure(line, &error.message))
+        }
     }
 
     /// A rendered value as a message of the output type: JSON objects (or text holding one)

@@ -23,7 +23,9 @@ use crate::document::{Node, Position, read_documents};
 use crate::proto::json::message_from_json;
 use crate::proto::status::{all_code_names, code_from_name, code_from_number};
 use crate::proto::{CallKind, MethodCatalog, MethodEntry, OutboundMessage};
+use crate::script::parse::unknown_request_paths;
 use crate::script::{Script, parse_script};
+use crate::template::{JsonTemplate, Template};
 
 const STUB_FIELDS: &[&str] =
     &["id", "service", "method", "priority", "headers", "input", "inputs", "options", "output"];
@@ -253,9 +255,13 @@ impl FileCompiler<'_> {
 
     fn output(&mut self, node: &Node, path: &str, method: &Arc<MethodEntry>) -> StubOutput {
         self.known_keys(node, path, OUTPUT_FIELDS);
+        let (headers, header_templates) = self.metadata(node.get("headers"), &format!("{path}.headers"));
+        let (trailers, trailer_templates) = self.metadata(node.get("trailers"), &format!("{path}.trailers"));
         let mut output = StubOutput {
-            headers: self.metadata(node.get("headers"), &format!("{path}.headers")),
-            trailers: self.metadata(node.get("trailers"), &format!("{path}.trailers")),
+            headers,
+            header_templates,
+            trailers,
+            trailer_templates,
             delay: node
                 .get("delay")
                 .and_then(|delay| self.delay(delay, &format!("{path}.delay")))
@@ -353,9 +359,34 @@ impl FileCompiler<'_> {
             self.matcher_errors(errors);
             return None;
         }
-        match message_from_json(&output_type, &node.to_json()) {
+        let json = node.to_json();
+        let template = match JsonTemplate::compile(&json) {
+            Ok(template) if template.is_literal() => None,
+            Ok(template) => {
+                for message in unknown_request_paths(&template.paths(), &method.input()) {
+                    self.problem(node.at, path, message);
+                }
+                Some(Arc::new(template))
+            }
+            Err(error) => {
+                let field = format!("{path}{}", error.pointer.replace('/', "."));
+                self.problem(node.at, &field, format!("template: {}", error.error.message));
+                return None;
+            }
+        };
+        if template.is_some() {
+            // Rendered per call; value types are checked then.
+            return Some(OutputMessage {
+                message: OutboundMessage::Encoded(Bytes::new()),
+                template,
+                delay: None,
+                status: None,
+            });
+        }
+        match message_from_json(&output_type, &json) {
             Ok(message) => Some(OutputMessage {
                 message: OutboundMessage::Encoded(Bytes::from(message.encode_to_vec())),
+                template: None,
                 delay: None,
                 status: None,
             }),
@@ -377,7 +408,12 @@ impl FileCompiler<'_> {
         let status = self.status(directive, &directive_path);
         let mut message = if status.is_some() {
             // The stream ends here; the element's own fields are not sent.
-            OutputMessage { message: OutboundMessage::Encoded(Bytes::new()), delay: None, status: None }
+            OutputMessage {
+                message: OutboundMessage::Encoded(Bytes::new()),
+                template: None,
+                delay: None,
+                status: None,
+            }
         } else {
             let mut stripped = node.clone();
             if let crate::document::NodeValue::Map(entries) = &mut stripped.value {
@@ -459,11 +495,27 @@ impl FileCompiler<'_> {
         }
     }
 
-    fn metadata(&mut self, node: Option<&Node>, path: &str) -> MetadataMap {
+    /// Literal headers, and those whose values are templates (rendered per call).
+    fn metadata(&mut self, node: Option<&Node>, path: &str) -> (MetadataMap, Vec<(String, Template)>) {
         let mut metadata = MetadataMap::new();
+        let mut templates = Vec::new();
         for (key, value) in node.and_then(Node::as_map).unwrap_or_default() {
             let text = value.as_str().map_or_else(|| value.to_json().to_string(), str::to_owned);
             let name = key.name.to_ascii_lowercase();
+            if text.contains("{{") {
+                match Template::compile(&text) {
+                    Ok(template) if name.parse::<MetadataKey<tonic::metadata::Ascii>>().is_ok() => {
+                        templates.push((name, template))
+                    }
+                    Ok(_) => self.problem(key.at, &format!("{path}.{}", key.name), "not a valid header name"),
+                    Err(error) => self.problem(
+                        value.at,
+                        &format!("{path}.{}", key.name),
+                        format!("template: {}", error.message),
+                    ),
+                }
+                continue;
+            }
             // GripMock sends `a;b` as two values of one header.
             for part in text.split(';').map(str::trim) {
                 let added = if name.ends_with("-bin") {
@@ -482,7 +534,7 @@ impl FileCompiler<'_> {
                 }
             }
         }
-        metadata
+        (metadata, templates)
     }
 
     fn delay(&mut self, node: &Node, path: &str) -> Option<Duration> {

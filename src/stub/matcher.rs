@@ -445,6 +445,8 @@ pub fn check_message(
                     check_message(item, &nested, &format!("{here}[{index}]"), errors);
                 }
             }
+            // A template's value is known only when it renders.
+            (_, NodeValue::String(text)) if text.contains("{{") => {}
             _ => {
                 if let Err(message) = typed_value(descriptor, &field, value) {
                     errors.push(error(value, &here, message));

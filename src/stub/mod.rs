@@ -8,6 +8,7 @@ pub mod loader;
 pub mod matcher;
 pub mod model;
 pub mod reload;
+pub mod render;
 pub mod responder;
 pub mod set;
 

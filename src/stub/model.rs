@@ -15,6 +15,7 @@ use super::headers::HeaderMatcher;
 use super::matcher::{MessageMatcher, Score};
 use crate::proto::{MethodEntry, OutboundMessage};
 use crate::script::Script;
+use crate::template::{JsonTemplate, Template};
 
 /// One stub, compiled.
 #[derive(Debug)]
@@ -118,8 +119,12 @@ impl Stub {
 pub struct StubOutput {
     /// Response headers.
     pub headers: MetadataMap,
+    /// Response headers whose values are templates, rendered per call.
+    pub header_templates: Vec<(String, Template)>,
     /// Trailers, sent with the final status whatever it is.
     pub trailers: MetadataMap,
+    /// Trailers whose values are templates, rendered per call.
+    pub trailer_templates: Vec<(String, Template)>,
     /// Wait before each message.
     pub delay: Duration,
     /// `data` as one message, or the `stream` elements.
@@ -136,6 +141,8 @@ pub struct StubOutput {
 #[derive(Debug, Clone)]
 pub struct OutputMessage {
     pub message: OutboundMessage,
+    /// When the message holds templates: rendered per call instead of `message`.
+    pub template: Option<Arc<JsonTemplate>>,
     /// Overrides the stub's `delay` for this message (`_gripmock.delay`).
     pub delay: Option<Duration>,
     /// Ends the stream with this status instead of sending the message (`_gripmock.error`).
@@ -149,6 +156,15 @@ pub struct StubStatus {
     pub message: String,
     /// An encoded `google.rpc.Status` carrying `details`, for `grpc-status-details-bin`.
     pub details: Option<Bytes>,
+}
+
+impl StubOutput {
+    /// True when anything in the output is rendered per call.
+    pub fn has_templates(&self) -> bool {
+        !self.header_templates.is_empty()
+            || !self.trailer_templates.is_empty()
+            || self.messages.iter().any(|message| message.template.is_some())
+    }
 }
 
 impl StubStatus {

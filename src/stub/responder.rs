@@ -22,6 +22,7 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 
 use super::model::{OutputMessage, Stub};
+use super::render::Rendering;
 use super::set::{MethodStubs, Ranked, StubSet, narrow};
 use crate::proto::{CallKind, OutboundMessage};
 use crate::script::play;
@@ -57,7 +58,7 @@ impl Responder for StubResponder {
             let stubs = set.for_method(&call.method.path).expect("checked above");
             match call.method.kind {
                 CallKind::Unary | CallKind::ServerStreaming => answer_single_request(stubs, call, seed).await,
-                CallKind::ClientStreaming => answer_client_stream(stubs, call).await,
+                CallKind::ClientStreaming => answer_client_stream(stubs, call, seed).await,
                 CallKind::BidiStreaming => answer_bidi(set.clone(), call, seed).await,
             }
         }
@@ -73,19 +74,23 @@ async fn answer_single_request(
     let request = call.inbound.single().await?;
     let chosen = claim_best(stubs.rank(&call.metadata, 0, &request))
         .ok_or_else(|| Status::not_found(stubs.explain_miss(&call.metadata, 0, &request)))?;
+    let rendering = Rendering::new(&call, &request, seed);
     if let Some(script) = &chosen.output.script {
         return play(script.clone(), call, Some(request), seed).await;
     }
-    Ok(respond_with(&chosen, chosen.output.messages.clone()))
+    respond_with(&chosen, chosen.output.messages.clone(), rendering)
 }
 
 async fn answer_client_stream(
     stubs: &MethodStubs,
     mut call: Call,
+    seed: u64,
 ) -> Result<tonic::Response<OutboundStream>, Status> {
     let mut candidates = stubs.available(&call.metadata);
     let mut count = 0;
+    let mut first = None;
     while let Some(message) = call.inbound.next().await? {
+        first.get_or_insert_with(|| message.clone());
         narrow(&mut candidates, count, &message);
         if candidates.is_empty() {
             return Err(Status::not_found(stubs.explain_miss(&call.metadata, count, &message)));
@@ -97,7 +102,8 @@ async fn answer_client_stream(
     let chosen = claim_best(candidates).ok_or_else(|| {
         Status::not_found(format!("no stub for {} expects {count} messages", call.method.path))
     })?;
-    Ok(respond_with(&chosen, chosen.output.messages.clone()))
+    let request = first.unwrap_or_else(|| DynamicMessage::new(call.method.input()));
+    respond_with(&chosen, chosen.output.messages.clone(), Rendering::new(&call, &request, seed))
 }
 
 /// Bidi: the response starts once the first message has chosen a stub, so that stub's
@@ -115,14 +121,17 @@ async fn answer_bidi(
     if let Some(script) = &conversation.current.output.script {
         return play(script.clone(), call, Some(first), seed).await;
     }
-    let headers = conversation.current.output.headers.clone();
+    let mut rendering = Rendering::new(&call, &first, seed);
+    rendering.answering(&first);
+    let output = &conversation.current.output;
+    let headers = rendering.metadata(&conversation.current, &output.headers, &output.header_templates)?;
     let (metadata, path, mut inbound) = (call.metadata, call.method.path.clone(), call.inbound);
     let stream = try_stream! {
         let stubs = set.for_method(&path).expect("the method has stubs");
         let mut index = 0;
         loop {
             for output in conversation.replies(index) {
-                yield send(&conversation.current, output).await?;
+                yield send(&conversation.current, &output, &mut rendering).await?;
             }
             if conversation.ends_after(index) {
                 break;
@@ -130,8 +139,9 @@ async fn answer_bidi(
             index += 1;
             let Some(next) = inbound.next().await? else { break };
             conversation.advance(stubs, &metadata, index, &next)?;
+            rendering.answering(&next);
         }
-        finish(&conversation.current)?;
+        finish(&conversation.current, &mut rendering)?;
     };
     let mut response = tonic::Response::new(Box::pin(stream) as OutboundStream);
     *response.metadata_mut() = headers;
@@ -219,41 +229,52 @@ fn claim_best(ranked: Vec<Ranked>) -> Option<Arc<Stub>> {
 }
 
 /// Sends `messages` (each after its delay), then ends as the stub says.
-fn respond_with(stub: &Arc<Stub>, messages: Vec<OutputMessage>) -> tonic::Response<OutboundStream> {
+fn respond_with(
+    stub: &Arc<Stub>,
+    messages: Vec<OutputMessage>,
+    mut rendering: Rendering,
+) -> Result<tonic::Response<OutboundStream>, Status> {
     let stub = stub.clone();
-    let headers = stub.output.headers.clone();
+    let headers = rendering.metadata(&stub, &stub.output.headers, &stub.output.header_templates)?;
     let stream = try_stream! {
         for output in messages {
-            yield send(&stub, output).await?;
+            yield send(&stub, &output, &mut rendering).await?;
         }
-        finish(&stub)?;
+        finish(&stub, &mut rendering)?;
     };
     let mut response = tonic::Response::new(Box::pin(stream) as OutboundStream);
     *response.metadata_mut() = headers;
-    response
+    Ok(response)
 }
 
 /// Waits out a message's delay, then gives it — or the status it ends the stream with.
-async fn send(stub: &Stub, output: OutputMessage) -> Result<OutboundMessage, Status> {
+async fn send(
+    stub: &Stub,
+    output: &OutputMessage,
+    rendering: &mut Rendering,
+) -> Result<OutboundMessage, Status> {
     let delay = output.delay.unwrap_or(stub.output.delay);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    match output.status {
-        Some(status) => Err(status.to_status(&stub.output.trailers)),
-        None => Ok(output.message),
+    match &output.status {
+        Some(status) => Err(status.to_status(&trailers(stub, rendering)?)),
+        None => rendering.message(stub, output),
     }
 }
 
 /// The end of a stub's answer: its error status, or OK carrying its trailers.
-fn finish(stub: &Stub) -> Result<(), Status> {
+fn finish(stub: &Stub, rendering: &mut Rendering) -> Result<(), Status> {
+    let trailers = trailers(stub, rendering)?;
     match &stub.output.status {
-        Some(status) => Err(status.to_status(&stub.output.trailers)),
-        None if !stub.output.trailers.is_empty() => {
-            // tonic sends a status that ends the body as trailers; OK with metadata is how a
-            // successful call carries trailers.
-            Err(Status::with_metadata(tonic::Code::Ok, "", stub.output.trailers.clone()))
-        }
+        Some(status) => Err(status.to_status(&trailers)),
+        // tonic sends a status that ends the body as trailers; OK with metadata is how a
+        // successful call carries trailers.
+        None if !trailers.is_empty() => Err(Status::with_metadata(tonic::Code::Ok, "", trailers)),
         None => Ok(()),
     }
+}
+
+fn trailers(stub: &Stub, rendering: &mut Rendering) -> Result<MetadataMap, Status> {
+    rendering.metadata(stub, &stub.output.trailers, &stub.output.trailer_templates)
 }

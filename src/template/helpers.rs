@@ -237,6 +237,6 @@ mod tests {
             assert_eq!(fixture.try_render(source).unwrap_err().message, message, "{source}");
         }
         assert_eq!(fixture.render("{{randFromArray request.empty_list}}"), Json::Null);
-        assert_eq!(fixture.render("[{{randFromArray request.empty_list}}]"), json!("[undefined]"));
+        assert_eq!(fixture.render("[{{randFromArray request.empty_list}}]"), json!("[]"));
     }
 }

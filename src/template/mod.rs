@@ -44,12 +44,15 @@
 //! expression's typed value: numbers (integral ones without a fraction), strings, booleans,
 //! arrays and objects; `undefined`, `NaN` and the infinities become `null`. Any other
 //! template renders to a string: its text with each value converted by JavaScript's
-//! `String()` rules (`undefined` gives `"undefined"`, arrays and objects compact JSON). Output
-//! over 64 KiB is an error.
+//! `String()` rules (arrays and objects as compact JSON), except that `undefined` and `null`
+//! interpolate as nothing, as in Handlebars (`from message {{request.ws.state.missing}}`
+//! renders `from message `); inside an expression, `+` still follows JavaScript. Output over
+//! 64 KiB is an error.
 
 mod eval;
 mod expr;
 mod helpers;
+mod json;
 mod lexer;
 mod operators;
 mod parser;
@@ -62,6 +65,8 @@ use std::time::SystemTime;
 
 use rand::rngs::StdRng;
 use serde_json::{Map, Value as Json};
+
+pub use json::{JsonTemplate, JsonTemplateError};
 
 use expr::Expr;
 use value::check_size;
@@ -169,7 +174,8 @@ impl Template {
 
     /// Renders. A template that is exactly one `{{ expr }}` (surrounding whitespace allowed)
     /// yields the expression's typed value; otherwise the parts are concatenated into a string
-    /// (values converted with JS `String()` rules; objects/arrays as compact JSON).
+    /// (values converted with JS `String()` rules, `undefined`/`null` as nothing; objects and
+    /// arrays as compact JSON).
     pub fn render(&self, scope: &mut Scope<'_>) -> Result<Json, EvalError> {
         if let Some(Part::Expression(expression)) =
             self.sole_expression.and_then(|index| self.parts.get(index))
@@ -180,7 +186,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
-                Part::Expression(expression) => eval::evaluate(expression, scope)?.write_string(&mut out),
+                Part::Expression(expression) => eval::evaluate(expression, scope)?.interpolate(&mut out),
             }
             check_size(out.len())?;
         }

@@ -87,6 +87,14 @@ impl<'v> Value<'v> {
 
     /// JavaScript's `String(value)` appended to `out`, except that arrays and objects are
     /// written as compact JSON.
+    /// Writes the value into template text: as [`Value::write_string`], but `undefined` and
+    /// `null` leave no trace.
+    pub(super) fn interpolate(&self, out: &mut String) {
+        if !matches!(self, Value::Undefined | Value::Null) {
+            self.write_string(out);
+        }
+    }
+
     pub(super) fn write_string(&self, out: &mut String) {
         match self {
             Value::Undefined => out.push_str("undefined"),

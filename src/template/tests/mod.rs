@@ -88,8 +88,10 @@ fn a_sole_expression_renders_typed_and_anything_else_as_text() {
     assert_eq!(fixture.render("{{1}}{{2}}"), json!("12"));
     assert_eq!(
         fixture.render("[{{request.missing}}|{{null}}|{{1/0}}|{{0/0}}]"),
-        json!("[undefined|null|Infinity|NaN]")
+        json!("[||Infinity|NaN]"),
+        "undefined and null interpolate as nothing"
     );
+    assert_eq!(fixture.render("{{ request.missing + '' }}"), json!("undefined"), "`+` follows JavaScript");
     assert_eq!(
         fixture.render("t={{request.topics}} n={{request.nested.list[0]}}"),
         json!(r#"t=["user","payment"] n={"name":"first"}"#)
