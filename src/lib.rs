@@ -8,6 +8,8 @@
 //!   reflection, health and the dynamic service, which hands each call to a responder.
 //! - [`stub`]: GripMock-format stubs — compiled against the protos, matched, ranked, indexed,
 //!   answering calls, reloaded when their files change.
+//! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
+//!   state — played against a call.
 //! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
 //! - [`document`]: YAML/JSON read with the position of every key and value.
 //! - [`validate`]: `streamstorm validate`, every input problem at once.
