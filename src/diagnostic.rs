@@ -106,6 +106,37 @@ impl fmt::Display for Problems {
     }
 }
 
+/// The files under `dir` (recursively) that `wanted` accepts, sorted within each directory so
+/// that load order is stable; unreadable directories are reported.
+pub fn files_under(dir: &Path, wanted: &dyn Fn(&Path) -> bool, problems: &mut Problems) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    collect_files(dir, wanted, &mut files, problems);
+    files
+}
+
+fn collect_files(
+    dir: &Path,
+    wanted: &dyn Fn(&Path) -> bool,
+    files: &mut Vec<PathBuf>,
+    problems: &mut Problems,
+) {
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(Result::ok).map(|entry| entry.path()).collect(),
+        Err(error) => {
+            problems.push(Problem::in_file(dir, format!("cannot read directory: {error}")));
+            return;
+        }
+    };
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_files(&path, wanted, files, problems);
+        } else if wanted(&path) {
+            files.push(path);
+        }
+    }
+}
+
 /// Converts a byte offset in `source` into a 1-based (line, column), counting columns in chars.
 pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(source.len());

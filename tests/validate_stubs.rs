@@ -5,6 +5,16 @@ mod common;
 
 use std::process::Command;
 
+/// Runs `streamstorm validate PROTOS INPUT` (protos relative to the repository root).
+fn validate(protos: &str, input: impl AsRef<std::ffi::OsStr>) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .arg("validate")
+        .arg(common::repo_root().join(protos))
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 const BROKEN: &str = r#"- service: NoSuchService
   method: X
   output: { data: {} }
@@ -35,12 +45,7 @@ fn every_stub_problem_is_located() {
     let dir = tempfile::tempdir().unwrap();
     let stubs = dir.path().join("broken.yaml");
     std::fs::write(&stubs, BROKEN).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .arg("validate")
-        .arg(common::repo_root().join("protos/myapp"))
-        .arg(&stubs)
-        .output()
-        .unwrap();
+    let output = validate("protos/myapp", &stubs);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let file = stubs.display().to_string();
@@ -72,12 +77,7 @@ fn every_stub_problem_is_located() {
 
 #[test]
 fn shipped_stub_examples_validate() {
-    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .arg("validate")
-        .arg(common::repo_root().join("protos/gripmock"))
-        .arg(common::repo_root().join("stubs/gripmock"))
-        .output()
-        .unwrap();
+    let output = validate("protos/gripmock", common::repo_root().join("stubs/gripmock"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}{stdout}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.starts_with("ok: 3 services, 3 methods, "), "{stdout}");
@@ -88,12 +88,7 @@ fn shipped_script_examples_validate() {
     let scripts = common::repo_root().join("stubs/scripts");
     for example in std::fs::read_dir(&scripts).unwrap() {
         let example = example.unwrap().path();
-        let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-            .arg("validate")
-            .arg(common::repo_root().join("protos/myapp"))
-            .arg(&example)
-            .output()
-            .unwrap();
+        let output = validate("protos/myapp", &example);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -124,12 +119,7 @@ fn script_problems_are_located() {
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .arg("validate")
-        .arg(common::repo_root().join("protos/myapp"))
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output = validate("protos/myapp", dir.path());
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let file = script.display().to_string();
@@ -159,12 +149,7 @@ fn stub_template_problems_are_located() {
         "- service: myapp.UserService\n  method: GetUser\n  output:\n    data: { name: \"{{request.usr_id}}\", email: \"{{ 1 + }}\" }\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .arg("validate")
-        .arg(common::repo_root().join("protos/myapp"))
-        .arg(&stubs)
-        .output()
-        .unwrap();
+    let output = validate("protos/myapp", &stubs);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let file = stubs.display();
@@ -173,12 +158,7 @@ fn stub_template_problems_are_located() {
     assert!(stderr.contains("1 problem found"), "{stderr}");
     std::fs::write(&stubs, "- service: myapp.UserService\n  method: GetUser\n  output:\n    data: { name: \"{{request.usr_id}}\" }\n")
         .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .arg("validate")
-        .arg(common::repo_root().join("protos/myapp"))
-        .arg(&stubs)
-        .output()
-        .unwrap();
+    let output = validate("protos/myapp", &stubs);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("template reads request.usr_id: myapp.GetUserRequest has no field 'usr_id', did you mean 'user_id'?"),

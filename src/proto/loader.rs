@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 use prost_reflect::DescriptorPool;
 
-use crate::diagnostic::{Problem, Problems};
+use crate::diagnostic::{Problem, Problems, files_under};
 
 const DESCRIPTOR_SET_EXTENSIONS: &[&str] = &["pb", "protoset", "desc", "binpb"];
 
@@ -79,7 +79,9 @@ fn collect_inputs(paths: &[PathBuf], import_paths: &[PathBuf], problems: &mut Pr
     for path in paths {
         if path.is_dir() {
             includes.push(path.clone());
-            walk(path, &mut inputs, problems);
+            for file in files_under(path, &is_proto_input, problems) {
+                classify(file, &mut inputs);
+            }
         } else if path.is_file() {
             if !is_proto_input(path) {
                 problems.push(Problem::in_file(
@@ -102,24 +104,6 @@ fn collect_inputs(paths: &[PathBuf], import_paths: &[PathBuf], problems: &mut Pr
     includes.retain(|dir| seen.insert(absolute(dir)));
     inputs.includes = includes;
     inputs
-}
-
-fn walk(dir: &Path, inputs: &mut ProtoInputs, problems: &mut Problems) {
-    let mut entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>(),
-        Err(error) => {
-            problems.push(Problem::in_file(dir, format!("cannot read directory: {error}")));
-            return;
-        }
-    };
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            walk(&path, inputs, problems);
-        } else if is_proto_input(&path) {
-            classify(path, inputs);
-        }
-    }
 }
 
 fn classify(path: PathBuf, inputs: &mut ProtoInputs) {

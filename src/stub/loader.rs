@@ -11,7 +11,7 @@ use prost_reflect::DescriptorPool;
 
 use super::compile::{compile_file, resolve_service};
 use super::set::StubSet;
-use crate::diagnostic::{Problem, Problems};
+use crate::diagnostic::{Problem, Problems, files_under};
 use crate::proto::MethodCatalog;
 use crate::script::{Script, parse_script};
 
@@ -35,7 +35,11 @@ pub fn stub_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Problems> {
     let mut problems = Problems::default();
     for path in paths {
         if path.is_dir() {
-            collect(path, &mut files, &mut problems);
+            files.extend(files_under(
+                path,
+                &|file| is_stub_file(file) || is_script_file(file),
+                &mut problems,
+            ));
         } else if path.is_file() {
             files.push(path.clone());
         } else {
@@ -43,24 +47,6 @@ pub fn stub_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Problems> {
         }
     }
     problems.into_result(files)
-}
-
-fn collect(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems) {
-    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|entry| entry.path()).collect(),
-        Err(error) => {
-            problems.push(Problem::in_file(dir, format!("cannot read directory: {error}")));
-            return;
-        }
-    };
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect(&path, files, problems);
-        } else if is_stub_file(&path) || is_script_file(&path) {
-            files.push(path);
-        }
-    }
 }
 
 /// Loads and compiles every stub and script under `paths` against the catalog's methods.
