@@ -30,7 +30,7 @@ use crate::template::{JsonTemplate, Template};
 const STUB_FIELDS: &[&str] =
     &["id", "service", "method", "priority", "headers", "input", "inputs", "options", "output"];
 const OUTPUT_FIELDS: &[&str] =
-    &["data", "stream", "error", "code", "details", "headers", "trailers", "delay"];
+    &["data", "stream", "error", "code", "details", "headers", "trailers", "delay", "script"];
 /// The per-element directive GripMock accepts on `output.stream` entries.
 const ELEMENT_DIRECTIVE: &str = "_gripmock";
 

@@ -1,0 +1,104 @@
+//! How scripts bind and fail: chosen by a stub's `output.script`, bound by path ahead of stubs,
+//! run-time template errors ending only their stream, `error` entries with their code.
+
+mod common;
+
+use std::path::Path;
+
+use common::{TestServer, call, json_message};
+use serde_json::{Value, json};
+use streamstorm::proto::json::{DefaultFields, FieldNames, message_to_json};
+use tonic::Code;
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn topics(outcome: &common::CallOutcome) -> Vec<Value> {
+    outcome
+        .responses
+        .iter()
+        .map(|m| message_to_json(m, FieldNames::Proto, DefaultFields::Skip).unwrap()["topic"].clone())
+        .collect()
+}
+
+async fn subscribe(server: &TestServer, request: Value) -> common::CallOutcome {
+    let request = json_message(&server.pool, "myapp.SubscribeRequest", request);
+    call(server.channel().await, &server.pool, "myapp.NotificationService/Subscribe", vec![request]).await
+}
+
+#[tokio::test]
+async fn stubs_choose_scripts_by_request() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("stubs.yaml"),
+        r#"
+- service: myapp.NotificationService
+  method: Subscribe
+  input: { contains: { topics: ["news"] } }
+  output: { script: scripts/news.jsonl }
+- service: myapp.NotificationService
+  method: Subscribe
+  output: { data: { topic: "plain stub" } }
+"#,
+    );
+    write(
+        &dir.path().join("scripts/news.jsonl"),
+        "{\"ts\":0,\"dir\":\"out\",\"text\":\"{\\\"topic\\\":\\\"{{request.topics[0]}} first\\\"}\"}\n{\"ts\":50,\"dir\":\"out\",\"text\":\"{\\\"topic\\\":\\\"then {{request.topics.length}}\\\"}\"}\n",
+    );
+    let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
+    let outcome = subscribe(&server, json!({"topics": ["news", "sport"]})).await;
+    assert_eq!(outcome.status.code(), Code::Ok, "{:?}", outcome.status);
+    assert_eq!(topics(&outcome), [json!("news first"), json!("then 2")]);
+    assert_eq!(topics(&subscribe(&server, json!({"topics": ["sport"]})).await), [json!("plain stub")]);
+}
+
+#[tokio::test]
+async fn a_script_bound_by_path_answers_before_stubs() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("stubs.yaml"),
+        "- service: myapp.NotificationService\n  method: Subscribe\n  output: { data: { topic: stub } }\n",
+    );
+    write(
+        &dir.path().join("myapp.NotificationService/Subscribe.jsonl"),
+        "{\"dir\":\"out\",\"text\":\"from the script\"}\n",
+    );
+    let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
+    assert_eq!(topics(&subscribe(&server, json!({})).await), [json!("from the script")]);
+}
+
+#[tokio::test]
+async fn a_template_failing_at_run_time_ends_only_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("myapp.NotificationService/Subscribe.jsonl");
+    write(
+        &script,
+        "{\"dir\":\"out\",\"text\":\"fine\"}\n{\"dir\":\"out\",\"text\":\"{{randInt request.interval 1}}\"}\n",
+    );
+    let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
+    let failing = subscribe(&server, json!({"interval": 5})).await;
+    assert_eq!(topics(&failing), [json!("fine")]);
+    assert_eq!(failing.status.code(), Code::Internal);
+    assert!(
+        failing.status.message().starts_with(&format!("script {}:2: ", script.display())),
+        "{:?}",
+        failing.status
+    );
+    let fine = subscribe(&server, json!({"interval": 0})).await;
+    assert_eq!(fine.status.code(), Code::Ok, "the next stream is unaffected: {:?}", fine.status);
+}
+
+#[tokio::test]
+async fn error_entries_end_with_their_code() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("myapp.NotificationService/Subscribe.jsonl"),
+        "{\"dir\":\"out\",\"text\":\"one\"}\n{\"ts\":10,\"dir\":\"out\",\"text\":\"quota used up\",\"error\":true,\"code\":\"RESOURCE_EXHAUSTED\"}\n{\"ts\":20,\"dir\":\"out\",\"text\":\"never\"}\n",
+    );
+    let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
+    let outcome = subscribe(&server, json!({})).await;
+    assert_eq!(topics(&outcome), [json!("one")]);
+    assert_eq!((outcome.status.code(), outcome.status.message()), (Code::ResourceExhausted, "quota used up"));
+}
