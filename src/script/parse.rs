@@ -14,7 +14,8 @@ use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, NodeValue, Position, read_documents};
 use crate::proto::status::{all_code_names, code_from_name, code_from_number};
 use crate::proto::{CallKind, MethodEntry};
-use crate::stub::matcher::{MessageMatcher, is_close, resolve_field, suggest};
+use crate::stub::fields::{is_close, resolve_field, suggest};
+use crate::stub::matcher::MessageMatcher;
 use crate::template::{JsonTemplate, Template};
 
 const FIELDS: &[&str] = &["ts", "dir", "text", "response", "condition", "state", "close", "error", "code"];

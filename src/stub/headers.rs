@@ -61,7 +61,7 @@ impl HeaderMatcher {
                 let check = match operator.name.as_str() {
                     "matches" => Regex::new(&text)
                         .map(HeaderCheck::Regex)
-                        .map_err(|e| format!("bad regex: {}", super::matcher::one_line(&e.to_string()))),
+                        .map_err(|e| format!("bad regex: {}", super::fields::one_line(&e.to_string()))),
                     "glob" => Glob::new(&text)
                         .map(|g| HeaderCheck::Glob(g.compile_matcher()))
                         .map_err(|e| format!("bad glob: {e}")),

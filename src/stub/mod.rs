@@ -3,10 +3,12 @@
 //! from them ([`responder`]). Templates in outputs belong to the template engine, not here.
 
 pub mod compile;
+pub mod fields;
 pub mod headers;
 pub mod loader;
 pub mod matcher;
 pub mod model;
+pub mod output;
 pub mod reload;
 pub mod render;
 pub mod responder;
