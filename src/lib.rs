@@ -11,12 +11,16 @@
 //! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
 //!   state — played against a call.
 //! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
+//! - [`config`]: profiles — the server's inputs and limits, the chaos plan, metrics and load —
+//!   compiled with every problem located by `file:line:col` and field path.
 //! - [`document`]: YAML/JSON read with the position of every key and value.
 //! - [`validate`]: `streamstorm validate`, every input problem at once.
 //! - [`diagnostic`]: located problems (`file:line:col`, field path) shared by every loader.
 //! - [`cli`]: flags turned into typed settings; the only place that prints.
 
+pub mod chaos;
 pub mod cli;
+pub mod config;
 pub mod diagnostic;
 pub mod document;
 pub mod proto;

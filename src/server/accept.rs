@@ -2,7 +2,9 @@
 //! served by hyper's HTTP/2 server with the configured settings, and obeys the registry's
 //! commands (drain with GOAWAY, close) until it ends.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http2;
@@ -114,8 +116,14 @@ impl ConnectionTask {
             request.extensions_mut().insert(context.clone());
             router.clone().call(request.map(Body::new))
         });
-        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        let socket = stream.as_raw_fd();
+        let blackholed = Arc::new(AtomicBool::new(false));
+        let io = ChaosIo { inner: stream, blackholed: blackholed.clone() };
+        let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
+        // When set, the connection is closed at this instant (after GOAWAY or a blackhole).
+        let mut close_at: Option<tokio::time::Instant> = None;
+        let mut reset_on_close = false;
         loop {
             tokio::select! {
                 result = connection.as_mut() => {
@@ -124,13 +132,92 @@ impl ConnectionTask {
                     }
                     break;
                 }
+                _ = sleep_until(close_at) => break,
                 command = self.commands.recv() => match command {
                     Some(ConnectionCommand::Drain) => connection.as_mut().graceful_shutdown(),
+                    Some(ConnectionCommand::GoAway { grace }) => {
+                        connection.as_mut().graceful_shutdown();
+                        close_at = Some(close_at.map_or(tokio::time::Instant::now() + grace, |at| at.min(tokio::time::Instant::now() + grace)));
+                    }
+                    Some(ConnectionCommand::Blackhole { hold }) => {
+                        blackholed.store(true, Ordering::Relaxed);
+                        close_at = Some(tokio::time::Instant::now() + hold);
+                        reset_on_close = true;
+                    }
+                    Some(ConnectionCommand::Reset) => {
+                        reset_on_close = true;
+                        break;
+                    }
                     Some(ConnectionCommand::Close) | None => break,
                 },
             }
         }
+        if reset_on_close {
+            // The socket is still open: the connection future owning it is alive until the end
+            // of this function.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket) };
+            if let Err(error) = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO)) {
+                debug!(connection = %id, %error, "Could not arm the TCP reset.");
+            }
+        }
         self.registry.remove(id);
         debug!(connection = %id, "Connection closed.");
+    }
+}
+
+async fn sleep_until(when: Option<tokio::time::Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The connection's socket, which can be blackholed: then every read and write waits forever
+/// (no waker is kept, nothing will wake it), so HTTP/2 frames and pings go unanswered.
+struct ChaosIo {
+    inner: TcpStream,
+    blackholed: Arc<AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for ChaosIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.blackholed.load(Ordering::Relaxed) {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ChaosIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.blackholed.load(Ordering::Relaxed) {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.blackholed.load(Ordering::Relaxed) {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -49,11 +49,19 @@ pub struct Call {
 pub struct Inbound {
     messages: Streaming<DynamicMessage>,
     received: u64,
+    /// Messages accepted before the call ends with `RESOURCE_EXHAUSTED` (chaos inbound cap).
+    cap: Option<u64>,
 }
 
 impl Inbound {
     pub fn new(messages: Streaming<DynamicMessage>) -> Self {
-        Self { messages, received: 0 }
+        Self { messages, received: 0, cap: None }
+    }
+
+    /// Accepts at most `cap` messages.
+    pub fn with_cap(mut self, cap: Option<u64>) -> Self {
+        self.cap = cap;
+        self
     }
 
     /// The next message, `None` once the client has half-closed.
@@ -61,6 +69,10 @@ impl Inbound {
         let message = self.messages.message().await.map_err(inbound_status)?;
         if message.is_some() {
             self.received += 1;
+            if let Some(cap) = self.cap.filter(|cap| self.received > *cap) {
+                tracing::debug!(cap, "Injected inbound message cap.");
+                return Err(Status::resource_exhausted(format!("inbound message cap of {cap} reached")));
+            }
         }
         Ok(message)
     }

@@ -23,10 +23,18 @@ impl std::fmt::Display for ConnectionId {
 /// What the server can tell a connection's task to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionCommand {
-    /// Send GOAWAY, let in-flight streams finish, then close.
+    /// Send GOAWAY and let in-flight streams finish (server shutdown: the server closes what is
+    /// left when its grace period ends).
     Drain,
+    /// Send GOAWAY, then close after `grace` whatever is still running (zero: at once).
+    GoAway { grace: std::time::Duration },
     /// Close the connection now, abandoning its streams.
     Close,
+    /// Close the connection with a TCP RST (SO_LINGER 0), as a crashed peer or middlebox would.
+    Reset,
+    /// Stop reading, writing and answering pings, as a dead network path would; reset the
+    /// connection after `hold`.
+    Blackhole { hold: std::time::Duration },
 }
 
 /// What a stream knows about the connection it arrived on; travels in request extensions.

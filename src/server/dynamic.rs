@@ -20,8 +20,10 @@ use tonic::{Status, Streaming};
 
 use super::ServerSettings;
 use super::call::{Call, Inbound, OutboundStream, Responder, stream_rng};
-use super::connection::{ConnectionContext, ConnectionStats};
+use super::connection::{ConnectionContext, ConnectionRegistry, ConnectionStats};
 use super::limits::StreamLimits;
+use crate::chaos::ChaosEngine;
+use crate::chaos::inject::{FaultTargets, ResettableBody, StreamControl, inject};
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
 
 /// Distinguishes the limits' latency draws from other per-stream draws.
@@ -49,6 +51,8 @@ struct DynamicShared {
     limits: StreamLimits,
     seed: u64,
     counters: Arc<StreamCounters>,
+    chaos: Option<Arc<ChaosEngine>>,
+    connections: Arc<ConnectionRegistry>,
 }
 
 impl DynamicService {
@@ -57,6 +61,7 @@ impl DynamicService {
         responder: Arc<dyn Responder>,
         settings: &ServerSettings,
         counters: Arc<StreamCounters>,
+        connections: Arc<ConnectionRegistry>,
     ) -> Self {
         let shared = DynamicShared {
             catalog,
@@ -65,6 +70,8 @@ impl DynamicService {
             limits: settings.limits.clone(),
             seed: settings.seed,
             counters,
+            chaos: settings.chaos.clone(),
+            connections,
         };
         Self { shared: Arc::new(shared) }
     }
@@ -103,28 +110,50 @@ impl DynamicShared {
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
+        let control = Arc::new(StreamControl::default());
+        let stream_control = control.clone();
+        let chaos = self.chaos.is_some();
         let handler = tower::service_fn(move |call: tonic::Request<Streaming<DynamicMessage>>| {
-            self.clone().start_call(method.clone(), connection.clone(), call)
+            self.clone().start_call(method.clone(), connection.clone(), stream_control.clone(), call)
         });
-        grpc.streaming(handler, request).await
+        let response = grpc.streaming(handler, request).await;
+        if chaos { response.map(|body| Body::new(ResettableBody::new(body, control))) } else { response }
     }
 
     fn start_call(
         self: Arc<Self>,
         method: Arc<MethodEntry>,
         connection: ConnectionContext,
+        control: Arc<StreamControl>,
         request: tonic::Request<Streaming<DynamicMessage>>,
     ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
         let (metadata, _extensions, messages) = request.into_parts();
         let stream_id = self.counters.started.fetch_add(1, Ordering::Relaxed) + 1;
         let guard = OpenStream::new(self.counters.clone(), connection.stats.clone());
-        let call = Call { method, connection, stream_id, metadata, inbound: Inbound::new(messages) };
+        let faults = self.chaos.as_ref().map(|chaos| chaos.draw(&method, stream_id, &metadata));
+        if let Some(abort) = faults.as_ref().and_then(|faults| faults.abort.clone()) {
+            tracing::debug!(stream_id, code = ?abort.code(), "Injected abort.");
+            return Box::pin(futures::future::ready(Err(abort)));
+        }
+        let inbound = Inbound::new(messages).with_cap(faults.as_ref().and_then(|faults| faults.inbound_cap));
+        let targets = FaultTargets {
+            stream_id,
+            control,
+            connection: connection.clone(),
+            registry: self.connections.clone(),
+        };
+        let call = Call { method, connection, stream_id, metadata, inbound };
         let responding = self.responder.respond(call);
         let rng = stream_rng(self.seed, stream_id, LIMITS_RNG);
         Box::pin(async move {
             let response = responding.await?;
-            Ok(response
-                .map(|messages| Box::pin(guard.wrap(self.limits.apply(messages, rng))) as OutboundStream))
+            Ok(response.map(|messages| {
+                let mut messages = self.limits.apply(messages, rng);
+                if let Some(faults) = faults {
+                    messages = inject(messages, faults, targets);
+                }
+                Box::pin(guard.wrap(messages)) as OutboundStream
+            }))
         })
     }
 }

@@ -33,6 +33,7 @@ pub use default_responder::{DefaultResponder, DefaultResponse};
 pub use dynamic::StreamCounters;
 pub use limits::StreamLimits;
 
+use crate::chaos::ChaosEngine;
 use crate::proto::MethodCatalog;
 use dynamic::DynamicService;
 use router::GrpcRouter;
@@ -85,6 +86,8 @@ pub struct ServerSettings {
     pub limits: StreamLimits,
     /// Seeds every per-stream random draw.
     pub seed: u64,
+    /// The chaos engine, when a profile asks for faults.
+    pub chaos: Option<Arc<ChaosEngine>>,
 }
 
 impl Default for ServerSettings {
@@ -98,6 +101,7 @@ impl Default for ServerSettings {
             default_response: DefaultResponse::default(),
             limits: StreamLimits::default(),
             seed: 0,
+            chaos: None,
         }
     }
 }
@@ -159,7 +163,9 @@ impl BoundServer {
         let (health, health_service) = introspection::health_service(catalog.services()).await;
 
         let streams = Arc::new(StreamCounters::default());
-        let dynamic = DynamicService::new(catalog.clone(), responder, &settings, streams.clone());
+        let connections = Arc::new(ConnectionRegistry::default());
+        let dynamic =
+            DynamicService::new(catalog.clone(), responder, &settings, streams.clone(), connections.clone());
         let router = GrpcRouter::new(dynamic)
             .with_native("grpc.health.v1.Health", health_service)
             .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)
@@ -170,7 +176,6 @@ impl BoundServer {
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let connections = Arc::new(ConnectionRegistry::default());
         let acceptor = accept::Acceptor {
             listener,
             registry: connections.clone(),

@@ -1,0 +1,334 @@
+//! Deciding a stream's faults when it starts: the plan's rules resolved for its method (the
+//! active phase first), call rate limits, client-requested header faults, and every random
+//! draw made from an RNG seeded by the plan's seed and the stream id — so the same seed and the
+//! same traffic give the same faults on the same streams.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use rand::rngs::StdRng;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+
+use super::plan::{
+    After, Codes, DisconnectMode, Distribution, FaultPlan, Faults, MessageCap, Phase, StreamTimeout,
+};
+use crate::proto::MethodEntry;
+use crate::server::call::stream_rng;
+
+/// Distinguishes chaos draws from other per-stream draws.
+const CHAOS_RNG: u64 = 4;
+
+/// When a mid-stream fault strikes, drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Once this many messages have been sent.
+    AfterMessages(u64),
+    /// Once the stream is this old.
+    AfterElapsed(Duration),
+}
+
+/// The faults one stream will suffer, drawn at its start.
+#[derive(Debug)]
+pub struct StreamFaults {
+    /// End before any message with this status.
+    pub abort: Option<Status>,
+    pub first_message_latency: Option<Distribution>,
+    pub per_message_latency: Option<Distribution>,
+    pub fail: Option<(Trigger, Status)>,
+    pub disconnect: Option<(Trigger, DisconnectMode)>,
+    pub message_cap: Option<MessageCap>,
+    pub inbound_cap: Option<u64>,
+    pub stream_timeout: Option<StreamTimeout>,
+    pub messages_per_second: Option<u32>,
+    /// Draws latencies as messages go.
+    pub rng: StdRng,
+}
+
+impl StreamFaults {
+    /// True when nothing needs to watch the stream's messages.
+    pub fn is_quiet(&self) -> bool {
+        self.first_message_latency.is_none()
+            && self.per_message_latency.is_none()
+            && self.fail.is_none()
+            && self.disconnect.is_none()
+            && self.message_cap.is_none()
+            && self.stream_timeout.is_none()
+            && self.messages_per_second.is_none()
+    }
+}
+
+/// The live chaos state of a server: the current plan (swapped on reload), the phase clock,
+/// the on/off switch, and call rate limiters.
+pub struct ChaosEngine {
+    plan: ArcSwap<FaultPlan>,
+    started: Instant,
+    enabled: AtomicBool,
+    /// A phase chosen by hand (admin endpoint) instead of the clock.
+    pinned_phase: Mutex<Option<usize>>,
+    call_limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    server_limiter: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
+}
+
+impl std::fmt::Debug for ChaosEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChaosEngine").field("enabled", &self.enabled()).finish_non_exhaustive()
+    }
+}
+
+impl ChaosEngine {
+    pub fn new(plan: FaultPlan) -> Self {
+        Self {
+            plan: ArcSwap::from_pointee(plan),
+            started: Instant::now(),
+            enabled: AtomicBool::new(true),
+            pinned_phase: Mutex::new(None),
+            call_limiters: Mutex::new(HashMap::new()),
+            server_limiter: Mutex::new(None),
+        }
+    }
+
+    /// The plan new streams use.
+    pub fn plan(&self) -> Arc<FaultPlan> {
+        self.plan.load_full()
+    }
+
+    /// Swaps in a new plan for new streams; streams already running keep theirs.
+    pub fn replace(&self, plan: FaultPlan) {
+        self.plan.store(Arc::new(plan));
+        self.call_limiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.server_limiter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Pins the named phase (or lets the clock decide again with `None`); false if unknown.
+    pub fn pin_phase(&self, name: Option<&str>) -> bool {
+        let plan = self.plan();
+        let index = match name {
+            None => None,
+            Some(name) => match plan.phases.iter().position(|phase| phase.name == name) {
+                Some(index) => Some(index),
+                None => return false,
+            },
+        };
+        *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) = index;
+        true
+    }
+
+    /// The phase in force now, by index into the plan's phases.
+    pub fn current_phase(&self, plan: &FaultPlan) -> Option<usize> {
+        if let Some(index) = *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Some(index);
+        }
+        let cycle: Duration = plan.phases.iter().map(|phase| phase.duration).sum();
+        if cycle.is_zero() {
+            return None;
+        }
+        let mut offset = Duration::from_nanos((self.started.elapsed().as_nanos() % cycle.as_nanos()) as u64);
+        plan.phases.iter().position(|phase| match offset.checked_sub(phase.duration) {
+            Some(rest) => {
+                offset = rest;
+                false
+            }
+            None => true,
+        })
+    }
+
+    /// Draws the faults for a new stream of `method`.
+    pub fn draw(&self, method: &MethodEntry, stream_id: u64, metadata: &MetadataMap) -> StreamFaults {
+        let plan = self.plan();
+        let mut rng = stream_rng(plan.seed, stream_id, CHAOS_RNG);
+        if !self.enabled() {
+            return StreamFaults::none(rng);
+        }
+        let phase = self.current_phase(&plan).and_then(|index| plan.phases.get(index));
+        let faults = resolve(&plan, phase, &method.service, &method.method);
+        let mut drawn = StreamFaults::draw(&faults, &mut rng);
+        if drawn.abort.is_none() {
+            drawn.abort =
+                self.rate_limited(&plan, method, faults.rate_limit.and_then(|limit| limit.calls_per_second));
+        }
+        if plan.header_faults {
+            apply_header_faults(&mut drawn, metadata);
+        }
+        drawn.rng = rng;
+        drawn
+    }
+
+    /// `RESOURCE_EXHAUSTED` when the server's or the method's call rate is exceeded.
+    fn rate_limited(
+        &self,
+        plan: &FaultPlan,
+        method: &MethodEntry,
+        method_rate: Option<u32>,
+    ) -> Option<Status> {
+        if let Some(rate) = plan.connections.calls_per_second {
+            let limiter = {
+                let mut server = self.server_limiter.lock().unwrap_or_else(|p| p.into_inner());
+                match &*server {
+                    Some((known, limiter)) if *known == rate => limiter.clone(),
+                    _ => {
+                        let limiter = Arc::new(limiter_for(rate));
+                        *server = Some((rate, limiter.clone()));
+                        limiter
+                    }
+                }
+            };
+            if limiter.check().is_err() {
+                return Some(Status::resource_exhausted(format!(
+                    "server rate limit of {rate} calls/s exceeded"
+                )));
+            }
+        }
+        let rate = method_rate?;
+        let limiter = self
+            .call_limiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(method.path.clone())
+            .or_insert_with(|| Arc::new(limiter_for(rate)))
+            .clone();
+        limiter.check().is_err().then(|| {
+            Status::resource_exhausted(format!("rate limit of {rate} calls/s for {} exceeded", method.path))
+        })
+    }
+}
+
+fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(NonZeroU32::new(rate.max(1)).expect("at least one")))
+}
+
+/// Per fault kind: the phase's setting, else the first matching rule that sets it.
+fn resolve(plan: &FaultPlan, phase: Option<&Phase>, service: &str, method: &str) -> Faults {
+    let mut faults = phase.map(|phase| phase.faults.clone()).unwrap_or_default();
+    for rule in plan.rules.iter().filter(|rule| rule.matcher.matches(service, method)) {
+        let set = &rule.faults;
+        faults.latency = faults.latency.take().or_else(|| set.latency.clone());
+        faults.abort = faults.abort.take().or_else(|| set.abort.clone());
+        faults.fail = faults.fail.take().or_else(|| set.fail.clone());
+        faults.disconnect = faults.disconnect.take().or_else(|| set.disconnect.clone());
+        faults.message_cap = faults.message_cap.or(set.message_cap);
+        faults.inbound_cap = faults.inbound_cap.or(set.inbound_cap);
+        faults.stream_timeout = faults.stream_timeout.or(set.stream_timeout);
+        faults.rate_limit = faults.rate_limit.or(set.rate_limit);
+    }
+    faults
+}
+
+impl StreamFaults {
+    fn none(rng: StdRng) -> Self {
+        Self {
+            abort: None,
+            first_message_latency: None,
+            per_message_latency: None,
+            fail: None,
+            disconnect: None,
+            message_cap: None,
+            inbound_cap: None,
+            stream_timeout: None,
+            messages_per_second: None,
+            rng,
+        }
+    }
+
+    /// Draws in a fixed order (abort, fail, disconnect), so draws line up across runs.
+    fn draw(faults: &Faults, rng: &mut StdRng) -> Self {
+        let mut drawn = Self::none(stream_rng(0, 0, 0));
+        drawn.abort = faults.abort.as_ref().and_then(|abort| {
+            rng.random_bool(abort.rate.clamp(0.0, 1.0)).then(|| {
+                let code = pick_code(&abort.codes, rng);
+                match &abort.details {
+                    Some(details) => Status::with_details(code, abort.message.clone(), details.clone()),
+                    None => Status::new(code, abort.message.clone()),
+                }
+            })
+        });
+        drawn.fail = faults.fail.as_ref().and_then(|fail| {
+            rng.random_bool(fail.rate.clamp(0.0, 1.0)).then(|| {
+                (trigger(&fail.after, rng), Status::new(pick_code(&fail.codes, rng), fail.message.clone()))
+            })
+        });
+        drawn.disconnect = faults.disconnect.as_ref().and_then(|disconnect| {
+            rng.random_bool(disconnect.rate.clamp(0.0, 1.0))
+                .then(|| (trigger(&disconnect.after, rng), disconnect.mode))
+        });
+        if let Some(latency) = &faults.latency {
+            drawn.first_message_latency = latency.first_message.clone();
+            drawn.per_message_latency = latency.per_message.clone();
+        }
+        drawn.message_cap = faults.message_cap;
+        drawn.inbound_cap = faults.inbound_cap;
+        drawn.stream_timeout = faults.stream_timeout;
+        drawn.messages_per_second = faults.rate_limit.and_then(|limit| limit.messages_per_second);
+        drawn
+    }
+}
+
+fn trigger(after: &After, rng: &mut StdRng) -> Trigger {
+    match after {
+        After::Messages(range) => Trigger::AfterMessages(range.sample(rng)),
+        After::Elapsed(distribution) => Trigger::AfterElapsed(distribution.sample(rng)),
+    }
+}
+
+fn pick_code(codes: &Codes, rng: &mut StdRng) -> Code {
+    let total: u32 = codes.0.iter().map(|(_, weight)| *weight).sum();
+    if total == 0 {
+        return codes.0.first().map_or(Code::Unavailable, |(code, _)| *code);
+    }
+    let mut ticket = rng.random_range(0..total);
+    for (code, weight) in &codes.0 {
+        if ticket < *weight {
+            return *code;
+        }
+        ticket -= weight;
+    }
+    Code::Unavailable
+}
+
+/// `x-streamstorm-*` request headers, when the profile allows them, override drawn faults.
+fn apply_header_faults(faults: &mut StreamFaults, metadata: &MetadataMap) {
+    let number = |name: &str| {
+        metadata.get(name).and_then(|value| value.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(code) =
+        number("x-streamstorm-abort").and_then(|n| crate::proto::status::code_from_number(n as i64))
+    {
+        faults.abort = Some(Status::new(code, "abort requested by x-streamstorm-abort"));
+    }
+    if let Some(millis) = number("x-streamstorm-delay-ms") {
+        faults.per_message_latency = Some(Distribution::Fixed(Duration::from_millis(millis)));
+    }
+    if let Some(count) = number("x-streamstorm-disconnect-after") {
+        let mode = match metadata.get("x-streamstorm-disconnect-mode").and_then(|v| v.to_str().ok()) {
+            Some("goaway") => DisconnectMode::Goaway { grace: None },
+            Some("tcp_reset") => DisconnectMode::TcpReset,
+            Some("stall") => DisconnectMode::Stall,
+            Some("blackhole") => DisconnectMode::Blackhole,
+            _ => DisconnectMode::ResetStream { h2_code: 8 },
+        };
+        faults.disconnect = Some((Trigger::AfterMessages(count), mode));
+    }
+    if let Some(count) = number("x-streamstorm-fail-after") {
+        let code =
+            number("x-streamstorm-fail-code").and_then(|n| crate::proto::status::code_from_number(n as i64));
+        faults.fail = Some((
+            Trigger::AfterMessages(count),
+            Status::new(code.unwrap_or(Code::Internal), "failure requested by x-streamstorm-fail-after"),
+        ));
+    }
+}

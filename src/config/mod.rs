@@ -1,0 +1,155 @@
+//! Profiles: the YAML file that says how a whole run goes — the server's inputs and limits,
+//! the chaos to inject ([`FaultPlan`]), metrics, and the load to drive. A profile is read with
+//! the position of every key and value ([`crate::document`]) and compiled section by section;
+//! every problem is collected and reported at once with `file:line:col`, the field path, the
+//! bad value and what is allowed. Unknown keys are errors at every level.
+//!
+//! This module owns the profile's syntax and meaning on its own. Checking it against the
+//! protos (do the methods its rules name exist?) is [`check_methods`], called once they are
+//! loaded; the `load` section is kept as written for the load client to read.
+
+mod details;
+mod draws;
+mod faults;
+mod profile;
+pub mod protocol;
+mod reader;
+pub mod values;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::chaos::plan::{FaultPlan, MethodMatch};
+use crate::diagnostic::{Problem, Problems};
+use crate::document::{Node, Position, read_documents};
+use crate::proto::MethodCatalog;
+use crate::stub::compile::resolve_service;
+
+/// The top-level sections of a profile.
+pub const SECTIONS: &[&str] = &["server", "chaos", "metrics", "load"];
+
+/// A compiled profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub server: ServerSection,
+    /// The faults to inject. When the profile sets no `chaos.seed`, one was drawn at load.
+    pub chaos: FaultPlan,
+    pub metrics: MetricsSection,
+    /// The `load` section as written (a mapping), for the load client to compile.
+    pub load: Option<Node>,
+    /// Where each rule's `match.method` was written, to check against the protos once loaded.
+    pub method_references: Vec<MethodReference>,
+}
+
+/// `server`: what to serve and how much of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerSection {
+    /// Address for gRPC.
+    pub listen: Option<SocketAddr>,
+    /// `.proto` files, directories or descriptor sets, resolved against the profile's directory.
+    pub protos: Vec<PathBuf>,
+    /// Extra directories for imports, resolved likewise.
+    pub import_paths: Vec<PathBuf>,
+    /// Stub files, scripts or directories of them, resolved likewise.
+    pub stubs: Vec<PathBuf>,
+    pub limits: ServerLimits,
+    /// How long streams may finish after a shutdown signal.
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// `server.limits`: bounds every stream is held to, whatever the chaos rules say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A stream's longest lifetime.
+    pub stream_timeout: Option<Duration>,
+    /// Messages one stream may send.
+    pub max_stream_messages: Option<u64>,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` per connection.
+    pub max_concurrent_streams: Option<u32>,
+    /// Largest message accepted or sent, in bytes.
+    pub max_message_size: Option<usize>,
+}
+
+/// `metrics`: where Prometheus scrapes, and how much per-stream detail it gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSection {
+    pub listen: Option<SocketAddr>,
+    /// `per_stream: {max_streams: N}`: series labelled by stream for at most N streams.
+    pub per_stream_max_streams: Option<usize>,
+}
+
+/// A method pattern as a rule wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodReference {
+    pub matcher: MethodMatch,
+    /// `chaos.rules[2].match.method`.
+    pub field: String,
+    /// Where the method string is.
+    pub at: Position,
+}
+
+/// Reads and compiles the profile at `path`.
+pub fn load_profile(path: &Path) -> Result<Profile, Problems> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| Problem::in_file(path, format!("cannot read profile: {error}")))?;
+    parse_profile(path, &text)
+}
+
+/// Compiles profile text; `path` names it in problems and anchors its relative paths.
+pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Problems> {
+    profile::compile(path, &read_documents(path, text)?)
+}
+
+/// True when `path` is a `.yaml`/`.yml` file whose one document is a mapping naming at least
+/// one profile section and neither `service` nor `method`, which every stub has. A file with
+/// a typo in a section name is still a profile, so the typo is reported as one.
+pub fn is_profile(path: &Path) -> bool {
+    let yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
+    let Some(text) = yaml.then(|| std::fs::read_to_string(path).ok()).flatten() else { return false };
+    match read_documents(path, &text).as_deref() {
+        Ok([document]) => document.as_map().is_some_and(|entries| {
+            let named = |names: &[&str]| entries.iter().any(|(key, _)| names.contains(&key.name.as_str()));
+            named(SECTIONS) && !named(&["service", "method"])
+        }),
+        _ => false,
+    }
+}
+
+/// Problems with the methods `profile`'s rules name, against the loaded protos.
+pub fn check_methods(profile: &Profile, catalog: &MethodCatalog) -> Problems {
+    let mut problems = Problems::default();
+    for reference in &profile.method_references {
+        let (service, method) = match &reference.matcher {
+            MethodMatch::All => continue,
+            MethodMatch::Service(service) => (service, None),
+            MethodMatch::Method { service, method } => (service, Some(method)),
+        };
+        let message = if !catalog.services().contains(service) {
+            match resolve_service(catalog, service) {
+                Ok(full_name) => format!("unknown service '{service}': write its full name, {full_name}"),
+                Err(message) => message,
+            }
+        } else if let Some(method) =
+            method.filter(|method| catalog.by_path(&format!("/{service}/{method}")).is_none())
+        {
+            let mut methods: Vec<&str> = catalog
+                .methods()
+                .filter(|entry| entry.service == *service)
+                .map(|entry| entry.method.as_str())
+                .collect();
+            methods.sort_unstable();
+            format!("{service} has no method '{method}' (methods: {})", methods.join(", "))
+        } else {
+            continue;
+        };
+        let at = reference.at;
+        problems.push(Problem::at(&profile.file, at.line, at.column, message).with_field(&reference.field));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! The profile's top level and its `server`, `metrics` and `load` sections; `chaos` is
+//! [`super::faults`]'s. Paths are resolved against the profile's directory here, once, so
+//! nothing later needs to know where the profile was.
+
+use std::path::{Path, PathBuf};
+
+use super::reader::{Reader, join};
+use super::{MetricsSection, Profile, SECTIONS, ServerLimits, ServerSection};
+use super::{protocol, values};
+use crate::diagnostic::Problems;
+use crate::document::Node;
+
+const SERVER_FIELDS: &[&str] = &["listen", "protos", "import_paths", "stubs", "limits", "shutdown_grace"];
+const LIMIT_FIELDS: &[&str] =
+    &["stream_timeout", "max_stream_messages", "max_concurrent_streams", "max_message_size"];
+
+/// Compiles the one document of a profile file.
+pub(super) fn compile(file: &Path, documents: &[Node]) -> Result<Profile, Problems> {
+    let mut reader = Reader::new(file);
+    let document = match documents {
+        [document] => document,
+        [] => {
+            reader.problem(
+                Default::default(),
+                "",
+                "the file is empty: a profile has server, chaos, metrics or load",
+            );
+            return Err(reader.problems);
+        }
+        [_, second, ..] => {
+            reader.problem(second.at, "", "a profile is one YAML document; this file has more");
+            return Err(reader.problems);
+        }
+    };
+    if reader.mapping(document, "", SECTIONS).is_none() {
+        return Err(reader.problems);
+    }
+    let mut method_references = Vec::new();
+    let server = document.get("server").and_then(|server| reader.server(server)).unwrap_or_default();
+    let chaos = reader.chaos(document.get("chaos"), &mut method_references);
+    let metrics = document.get("metrics").and_then(|metrics| reader.metrics(metrics)).unwrap_or_default();
+    // Kept as written: the load client reads it.
+    let load = document.get("load").and_then(|load| {
+        if load.as_map().is_none() {
+            reader.problem(load.at, "load", format!("expected a mapping, found {}", load.kind()));
+            return None;
+        }
+        Some(load.clone())
+    });
+    let profile = Profile { file: file.to_path_buf(), server, chaos, metrics, load, method_references };
+    // In the order a reader of the file meets them.
+    reader.problems.0.sort_by_key(|problem| (problem.line, problem.column));
+    reader.problems.into_result(profile)
+}
+
+impl Reader<'_> {
+    fn server(&mut self, node: &Node) -> Option<ServerSection> {
+        self.mapping(node, "server", SERVER_FIELDS)?;
+        let limits = node.get("limits").and_then(|limits| self.limits(limits, "server.limits"));
+        Some(ServerSection {
+            listen: self.optional(node, "server", "listen", protocol::socket_address),
+            protos: self.paths(node, "server", "protos"),
+            import_paths: self.paths(node, "server", "import_paths"),
+            stubs: self.paths(node, "server", "stubs"),
+            limits: limits.unwrap_or_default(),
+            shutdown_grace: self.optional(node, "server", "shutdown_grace", values::duration),
+        })
+    }
+
+    fn limits(&mut self, node: &Node, field: &str) -> Option<ServerLimits> {
+        self.mapping(node, field, LIMIT_FIELDS)?;
+        Some(ServerLimits {
+            stream_timeout: self.optional(node, field, "stream_timeout", values::positive_duration),
+            max_stream_messages: self.optional(node, field, "max_stream_messages", values::count),
+            max_concurrent_streams: self.optional(
+                node,
+                field,
+                "max_concurrent_streams",
+                values::positive_u32,
+            ),
+            max_message_size: self.optional(node, field, "max_message_size", protocol::byte_size),
+        })
+    }
+
+    /// One path or a list of them, each resolved against the profile's directory.
+    fn paths(&mut self, map: &Node, field: &str, key: &str) -> Vec<PathBuf> {
+        let Some(node) = map.get(key) else { return Vec::new() };
+        let field = join(field, key);
+        let base = self.file().parent().unwrap_or(Path::new(""));
+        let resolve = |text: &str| base.join(text);
+        if let Some(text) = node.as_str() {
+            return vec![resolve(text)];
+        }
+        self.list(Some(node), &field, |reader, item, field| {
+            let text = reader.parse(item, field, |item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("expected a path, found {}", item.kind()))
+            });
+            text.map(|text| resolve(&text))
+        })
+    }
+
+    fn metrics(&mut self, node: &Node) -> Option<MetricsSection> {
+        self.mapping(node, "metrics", &["listen", "per_stream"])?;
+        let per_stream = node.get("per_stream").and_then(|per_stream| {
+            self.mapping(per_stream, "metrics.per_stream", &["max_streams"])?;
+            self.optional(per_stream, "metrics.per_stream", "max_streams", values::positive_usize)
+        });
+        Some(MetricsSection {
+            listen: self.optional(node, "metrics", "listen", protocol::socket_address),
+            per_stream_max_streams: per_stream,
+        })
+    }
+}
