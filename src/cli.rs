@@ -39,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve every service of the given protos as a mock gRPC server.
     Serve(ServeArgs),
-    /// Check protos and stubs and report every error with file:line:col; starts nothing.
+    /// Check protos, stubs, scripts and profiles; report every error with file:line:col; start nothing.
     Validate(ValidateArgs),
 }
 

@@ -11,6 +11,7 @@
 //! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
 //!   state — played against a call.
 //! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
+//! - [`chaos`]: the fault plan, the faults drawn for each stream, and their injection.
 //! - [`config`]: profiles — the server's inputs and limits, the chaos plan, metrics and load —
 //!   compiled with every problem located by `file:line:col` and field path.
 //! - [`document`]: YAML/JSON read with the position of every key and value.
