@@ -52,14 +52,7 @@ async fn subscribe(channel: tonic::transport::Channel) -> (Vec<Duration>, tonic:
         Ok(stream) => stream,
         Err(status) => return (Vec::new(), status),
     };
-    let mut arrivals = Vec::new();
-    loop {
-        match stream.message().await {
-            Ok(Some(_)) => arrivals.push(started.elapsed()),
-            Ok(None) => return (arrivals, tonic::Status::ok("")),
-            Err(status) => return (arrivals, status),
-        }
-    }
+    common::arrivals(&mut stream, started).await
 }
 
 fn gaps(arrivals: &[Duration]) -> Vec<f64> {

@@ -23,14 +23,7 @@ async fn subscribe(addr: std::net::SocketAddr) -> (Vec<Duration>, tonic::Status)
     )
     .await
     .expect("the call starts");
-    let mut arrivals = Vec::new();
-    loop {
-        match stream.message().await {
-            Ok(Some(_)) => arrivals.push(started.elapsed()),
-            Ok(None) => return (arrivals, tonic::Status::ok("")),
-            Err(status) => return (arrivals, status),
-        }
-    }
+    common::arrivals(&mut stream, started).await
 }
 
 /// Serves the example protos; the default responder streams `messages` spaced by `interval`.

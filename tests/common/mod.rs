@@ -177,6 +177,21 @@ pub async fn open_stream(
     Ok(response.into_inner())
 }
 
+/// Reads `stream` to its end: when each message arrived (since `started`) and the final status.
+pub async fn arrivals(
+    stream: &mut tonic::Streaming<DynamicMessage>,
+    started: std::time::Instant,
+) -> (Vec<Duration>, tonic::Status) {
+    let mut arrivals = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => arrivals.push(started.elapsed()),
+            Ok(None) => return (arrivals, tonic::Status::ok("")),
+            Err(status) => return (arrivals, status),
+        }
+    }
+}
+
 /// The services the example protos define, with the built-in ones, as reflection lists them.
 pub const EXAMPLE_SERVICES: &[&str] = &[
     "gripmock.chat.ChatService",
