@@ -19,6 +19,7 @@ use tracing::debug;
 
 use super::decide::{StreamFaults, Trigger};
 use super::plan::DisconnectMode;
+use crate::server::accept::sleep_until;
 use crate::server::call::OutboundStream;
 use crate::server::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
 
@@ -169,13 +170,6 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
             sent += 1;
         }
     })
-}
-
-async fn sleep_until(when: Option<Instant>) {
-    match when {
-        Some(when) => tokio::time::sleep_until(when).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn timed_out(faults: &StreamFaults, targets: &FaultTargets) -> Status {

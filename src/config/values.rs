@@ -9,7 +9,7 @@ use tonic::Code;
 
 use crate::chaos::plan::CountRange;
 use crate::document::{Node, NodeValue};
-use crate::proto::status::{all_code_names, code_from_name, code_from_number};
+use crate::proto::status::code_from_node;
 use crate::stub::output::parse_go_duration;
 
 /// The parsed value, or what is wrong with it.
@@ -72,12 +72,7 @@ pub fn rate(node: &Node) -> Parsed<f64> {
 
 /// A gRPC status code by name in any case (`UNAVAILABLE`, `unavailable`) or number (`14`).
 pub fn code(node: &Node) -> Parsed<Code> {
-    let parsed = match &node.value {
-        NodeValue::Number(number) => number.as_i64().and_then(code_from_number),
-        NodeValue::String(name) => code_from_name(name),
-        _ => None,
-    };
-    parsed.ok_or_else(|| format!("not a gRPC status code: {node} (use 0-16 or {})", all_code_names()))
+    code_from_node(node)
 }
 
 /// A whole number of at least `min`, no larger than `max`.

@@ -3,6 +3,8 @@
 
 use tonic::Code;
 
+use crate::document::{Node, NodeValue};
+
 const NAMES: [(&str, Code); 17] = [
     ("OK", Code::Ok),
     ("CANCELLED", Code::Cancelled),
@@ -41,6 +43,17 @@ pub fn code_from_name(name: &str) -> Option<Code> {
     }
     let wanted: String = name.trim().chars().filter(|c| *c != '_').flat_map(char::to_uppercase).collect();
     NAMES.iter().find(|(known, _)| known.replace('_', "") == wanted).map(|(_, code)| *code)
+}
+
+/// A code written in a stub, script or profile: a name or a number; the error says what is
+/// allowed.
+pub fn code_from_node(node: &Node) -> Result<Code, String> {
+    let parsed = match &node.value {
+        NodeValue::Number(number) => number.as_i64().and_then(code_from_number),
+        NodeValue::String(name) => code_from_name(name),
+        _ => None,
+    };
+    parsed.ok_or_else(|| format!("not a gRPC status code: {node} (use 0-16 or {})", all_code_names()))
 }
 
 /// Every accepted name, for error messages.

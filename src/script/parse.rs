@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 use super::model::{Due, Effects, InEntry, OutEntry, Script, TextPattern};
 use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, NodeValue, Position, read_documents};
-use crate::proto::status::{all_code_names, code_from_name, code_from_number};
+use crate::proto::status::code_from_node;
 use crate::proto::{CallKind, MethodEntry};
 use crate::stub::fields::{is_close, resolve_field, suggest};
 use crate::stub::matcher::MessageMatcher;
@@ -154,18 +154,8 @@ impl ScriptParser<'_> {
     /// `code` for `error: true` entries; `UNAVAILABLE` when absent.
     fn code(&mut self, line: usize, node: &Node) -> tonic::Code {
         let Some(code) = node.get("code") else { return tonic::Code::Unavailable };
-        let parsed = match &code.value {
-            NodeValue::Number(number) => number.as_i64().and_then(code_from_number),
-            NodeValue::String(name) => code_from_name(name),
-            _ => None,
-        };
-        parsed.unwrap_or_else(|| {
-            self.problem(
-                line,
-                code.at,
-                "code",
-                format!("not a gRPC status code: {code} (use 0-16 or {})", all_code_names()),
-            );
+        code_from_node(code).unwrap_or_else(|message| {
+            self.problem(line, code.at, "code", message);
             tonic::Code::Unavailable
         })
     }

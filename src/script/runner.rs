@@ -24,7 +24,7 @@ use crate::proto::json::{DefaultFields, FieldNames, message_from_json, message_t
 use crate::proto::{CallKind, OutboundMessage};
 use crate::server::call::stream_rng;
 use crate::server::{Call, Inbound, OutboundStream};
-use crate::template::{JsonTemplate, Scope, Template};
+use crate::template::{JsonTemplate, Scope, Template, truthy};
 
 /// Distinguishes the scripts' random draws from other per-stream draws.
 const SCRIPT_RNG: u64 = 1;
@@ -233,15 +233,18 @@ impl Player {
         message: &DynamicMessage,
         json: &Json,
     ) -> Result<Option<&'s InEntry>, Status> {
-        let text = message_to_json(message, FieldNames::Proto, DefaultFields::Skip)
-            .map(|j| j.to_string())
-            .unwrap_or_default();
+        // The message's text is made once, and only if some entry matches by regex.
+        let mut text: Option<String> = None;
         for entry in &script.inbound {
             let matches = match &entry.pattern {
                 TextPattern::Anything => true,
                 TextPattern::Empty => prost::Message::encoded_len(message) == 0,
                 TextPattern::Subset(matcher) => matcher.evaluate(message).is_some(),
-                TextPattern::Regex(regex) => regex.is_match(&text),
+                TextPattern::Regex(regex) => regex.is_match(text.get_or_insert_with(|| {
+                    message_to_json(message, FieldNames::Proto, DefaultFields::Skip)
+                        .map(|json| json.to_string())
+                        .unwrap_or_default()
+                })),
             };
             if matches && self.holds(entry.condition.as_ref(), Some(json), entry.line)? {
                 return Ok(Some(entry));
@@ -358,15 +361,4 @@ pub fn first_string_field(message: &MessageDescriptor) -> Option<String> {
         .fields()
         .find(|field| matches!(field.kind(), Kind::String) && !field.is_list())
         .map(|f| f.name().to_owned())
-}
-
-/// JavaScript truthiness of a JSON value.
-fn truthy(value: &Json) -> bool {
-    match value {
-        Json::Null => false,
-        Json::Bool(flag) => *flag,
-        Json::Number(number) => number.as_f64().is_some_and(|n| n != 0.0 && !n.is_nan()),
-        Json::String(text) => !text.is_empty(),
-        Json::Array(_) | Json::Object(_) => true,
-    }
 }

@@ -165,7 +165,8 @@ impl ConnectionTask {
     }
 }
 
-async fn sleep_until(when: Option<tokio::time::Instant>) {
+/// Sleeps until `when`, or forever when there is no deadline (a disabled `select!` timer).
+pub(crate) async fn sleep_until(when: Option<tokio::time::Instant>) {
     match when {
         Some(when) => tokio::time::sleep_until(when).await,
         None => std::future::pending().await,

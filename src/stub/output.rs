@@ -17,7 +17,7 @@ use super::fields::check_message;
 use super::model::{OutputMessage, StubOutput, StubStatus};
 use crate::document::Node;
 use crate::proto::json::message_from_json;
-use crate::proto::status::{all_code_names, code_from_name, code_from_number};
+use crate::proto::status::code_from_node;
 use crate::proto::{CallKind, MethodEntry, OutboundMessage};
 use crate::script::parse::unknown_request_paths;
 use crate::script::{Script, parse_script};
@@ -204,19 +204,9 @@ impl FileCompiler<'_> {
             .get("error")
             .map(|error| error.as_str().map_or_else(|| error.to_json().to_string(), str::to_owned));
         let code = node.get("code").and_then(|code| {
-            let parsed = match code.to_json() {
-                Json::Number(number) => number.as_i64().and_then(code_from_number),
-                Json::String(name) => code_from_name(&name),
-                _ => None,
-            };
-            if parsed.is_none() {
-                self.problem(
-                    code.at,
-                    &format!("{path}.code"),
-                    format!("not a gRPC status code: {code} (use 0-16 or {})", all_code_names()),
-                );
-            }
-            parsed
+            code_from_node(code)
+                .map_err(|message| self.problem(code.at, &format!("{path}.code"), message))
+                .ok()
         });
         let code = match (message.is_some(), code) {
             (_, Some(Code::Ok)) | (false, None) => return None,

@@ -68,6 +68,11 @@ use serde_json::{Map, Value as Json};
 
 pub use json::{JsonTemplate, JsonTemplateError};
 
+/// JavaScript's `Boolean(value)` for a rendered value, as conditions use it.
+pub fn truthy(value: &Json) -> bool {
+    value::Value::from_json(value).truthy()
+}
+
 use expr::Expr;
 use value::check_size;
 
