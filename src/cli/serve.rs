@@ -1,5 +1,5 @@
-//! The command line: flags parsed into typed settings at the edge, then handed to the library.
-//! Exit codes: 0 success, 2 invalid input, 1 reserved for failed `simulate` thresholds.
+//! `streamstorm serve`: flags and profile turned into a bound server ([`assemble`]), which
+//! `serve` runs until a signal and the simulator embeds.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -22,28 +23,8 @@ use crate::server::{
 };
 use crate::stub::reload::StubReloader;
 use crate::stub::{StubResponder, load_stubs};
-use crate::validate;
 
-/// Exit code for invalid input (CLI, protos, stubs, scripts, profile).
-pub const EXIT_INVALID_INPUT: u8 = 2;
-
-#[derive(Debug, Parser)]
-#[command(name = "streamstorm", version, about = "Load-and-chaos simulator for gRPC streaming")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `streamstorm=debug`).
-    #[arg(long, global = true, env = "STREAMSTORM_LOG", default_value = "info")]
-    pub log: String,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve every service of the given protos as a mock gRPC server.
-    Serve(ServeArgs),
-    /// Check protos, stubs, scripts and profiles; report every error with file:line:col; start nothing.
-    Validate(ValidateArgs),
-}
+use super::{cancel_on_signal, report_problems};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -97,20 +78,30 @@ pub enum DefaultMode {
     Unimplemented,
 }
 
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// Extra directories to resolve imports against.
-    #[arg(long = "import-path", value_name = "DIR")]
-    pub import_paths: Vec<PathBuf>,
-    /// Files or directories to check.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+impl Default for ServeArgs {
+    /// What `streamstorm serve` with no flags means.
+    fn default() -> Self {
+        Self {
+            profile: None,
+            protos: Vec::new(),
+            import_paths: Vec::new(),
+            stubs: Vec::new(),
+            listen: None,
+            seed: None,
+            default_response: DefaultMode::Empty,
+            default_stream_messages: 1,
+            default_stream_interval: Duration::ZERO,
+            max_message_size: None,
+            max_concurrent_streams: None,
+            shutdown_grace: None,
+        }
+    }
 }
 
 impl ServeArgs {
     /// The settings these flags, the profile and the environment's stream limits describe:
     /// flags override the profile, the profile overrides the environment and the defaults.
-    fn settings(&self, seed: u64, profile: Option<&Profile>) -> Result<ServerSettings, Problems> {
+    pub fn settings(&self, seed: u64, profile: Option<&Profile>) -> Result<ServerSettings, Problems> {
         let defaults = ServerSettings::default();
         let server = profile.map(|profile| &profile.server);
         let profile_limits = server.map(|server| &server.limits);
@@ -158,31 +149,60 @@ impl ServeArgs {
     }
 }
 
-/// Runs a parsed command line to completion.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Validate(args) => Ok(validate_files(&args)),
+/// Why a server could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    /// The inputs are wrong (exit code 2).
+    #[error("{0}")]
+    Invalid(Problems),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<Problems> for AssembleError {
+    fn from(problems: Problems) -> Self {
+        Self::Invalid(problems)
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let profile = match args.profile.as_deref().map(load_profile).transpose() {
-        Ok(profile) => profile,
-        Err(problems) => return Ok(report_problems(&problems)),
-    };
-    let server = profile.as_ref().map(|profile| &profile.server);
+/// A server built from flags and a profile, bound to its address and ready to run.
+pub struct AssembledServer {
+    pub server: BoundServer,
+    /// The chaos engine, when the profile asked for one.
+    pub chaos: Option<Arc<ChaosEngine>>,
+    /// The seed every random draw uses.
+    pub seed: u64,
+    /// Stubs loaded at start.
+    pub stub_count: usize,
+    stub_reloader: Option<StubReloader>,
+}
+
+impl AssembledServer {
+    /// Serves until `shutdown`, reloading stubs as their files change, then drains.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let reload_task: Option<JoinHandle<()>> =
+            self.stub_reloader.map(|reloader| reloader.spawn(shutdown.clone())).transpose()?;
+        self.server.serve(shutdown).await;
+        if let Some(task) = reload_task {
+            task.await?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads the protos, stubs and scripts `args` and `profile` name, and binds the server.
+pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<AssembledServer, AssembleError> {
+    let server = profile.map(|profile| &profile.server);
     let protos = if args.protos.is_empty() {
         server.map(|s| s.protos.clone()).unwrap_or_default()
     } else {
         args.protos.clone()
     };
     if protos.is_empty() {
-        let problem = Problem::in_file(
-            args.profile.clone().unwrap_or_default(),
-            "no protos: pass --protos or name them in the profile's server.protos",
-        );
-        return Ok(report_problems(&Problems::from(problem)));
+        let file = profile.map(|profile| profile.file.clone()).unwrap_or_default();
+        let problem =
+            Problem::in_file(file, "no protos: pass --protos or name them in the profile's server.protos");
+        return Err(Problems::from(problem).into());
     }
     let mut import_paths = args.import_paths.clone();
     import_paths.extend(server.map(|s| s.import_paths.clone()).unwrap_or_default());
@@ -191,84 +211,54 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.stubs.clone()
     };
-    let mut pool = match load_pool(&protos, &import_paths) {
-        Ok(pool) => pool,
-        Err(problems) => return Ok(report_problems(&problems)),
-    };
-    add_builtin_descriptors(&mut pool)?;
-    let seed = args.seed.or(profile.as_ref().map(|profile| profile.chaos.seed)).unwrap_or_else(rand::random);
-    let settings = match args.settings(seed, profile.as_ref()) {
-        Ok(settings) => settings,
-        Err(problems) => return Ok(report_problems(&problems)),
-    };
+    let mut pool = load_pool(&protos, &import_paths)?;
+    add_builtin_descriptors(&mut pool).map_err(anyhow::Error::from)?;
+    let seed = args.seed.or(profile.map(|profile| profile.chaos.seed)).unwrap_or_else(rand::random);
+    let settings = args.settings(seed, profile)?;
+    let chaos = settings.chaos.clone();
     let fallback = Arc::new(DefaultResponder::new(settings.default_response.clone()));
     let catalog = Arc::new(MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES));
-    if let Some(profile) = &profile {
+    if let Some(profile) = profile {
         let problems = check_methods(profile, &catalog);
         if !problems.is_empty() {
-            return Ok(report_problems(&problems));
+            return Err(problems.into());
         }
     }
-    let stubs = match load_stubs(&stub_paths, &catalog, &pool) {
-        Ok(stubs) => Arc::new(ArcSwap::from_pointee(stubs)),
+    let stubs = Arc::new(ArcSwap::from_pointee(load_stubs(&stub_paths, &catalog, &pool)?));
+    let stub_count = stubs.load().len();
+    let responder = Arc::new(StubResponder::new(stubs.clone(), fallback, seed));
+    let stub_reloader = (!stub_paths.is_empty()).then(|| StubReloader {
+        paths: stub_paths,
+        catalog,
+        pool: pool.clone(),
+        target: stubs,
+    });
+    let server = BoundServer::bind_with(&mut pool, settings, responder).await.map_err(anyhow::Error::from)?;
+    Ok(AssembledServer { server, chaos, seed, stub_count, stub_reloader })
+}
+
+/// `streamstorm serve`: assemble, announce, serve until SIGINT/SIGTERM.
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let profile = match args.profile.as_deref().map(load_profile).transpose() {
+        Ok(profile) => profile,
         Err(problems) => return Ok(report_problems(&problems)),
     };
-    let stub_count = stubs.load().len();
-    info!(seed, "Random draws use this seed (set it with --seed to repeat a run).");
-    let responder = Arc::new(StubResponder::new(stubs.clone(), fallback, seed));
-    let shutdown = CancellationToken::new();
-    let reload_task = if stub_paths.is_empty() {
-        None
-    } else {
-        let reloader = StubReloader { paths: stub_paths, catalog, pool: pool.clone(), target: stubs };
-        Some(reloader.spawn(shutdown.clone())?)
+    let assembled = match assemble(&args, profile.as_ref()).await {
+        Ok(assembled) => assembled,
+        Err(AssembleError::Invalid(problems)) => return Ok(report_problems(&problems)),
+        Err(AssembleError::Failed(error)) => return Err(error),
     };
-    let server = BoundServer::bind_with(&mut pool, settings, responder).await?;
-    let handle = server.handle();
+    info!(seed = assembled.seed, "Random draws use this seed (set it with --seed to repeat a run).");
+    let handle = assembled.server.handle();
     println!(
-        "streamstorm serving {} services ({} methods, {stub_count} stubs) on {}",
+        "streamstorm serving {} services ({} methods, {} stubs) on {}",
         handle.catalog.services().len(),
         handle.catalog.methods().count(),
-        server.local_addr()
+        assembled.stub_count,
+        assembled.server.local_addr()
     );
+    let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    server.serve(shutdown).await;
-    if let Some(task) = reload_task {
-        task.await?;
-    }
+    assembled.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn validate_files(args: &ValidateArgs) -> ExitCode {
-    match validate::validate(&args.files, &args.import_paths) {
-        Ok(summary) => {
-            println!("ok: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(problems) => report_problems(&problems),
-    }
-}
-
-fn report_problems(problems: &Problems) -> ExitCode {
-    eprintln!("{problems}");
-    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
-    ExitCode::from(EXIT_INVALID_INPUT)
-}
-
-/// Cancels `shutdown` on the first SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    tracing::info!("Shutdown requested.");
-    shutdown.cancel();
 }

@@ -1,0 +1,88 @@
+//! The command line: flags parsed into typed settings at the edge, then handed to the library.
+//! Exit codes: 0 success, 2 invalid input, 1 reserved for failed `simulate` thresholds.
+
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::diagnostic::Problems;
+use crate::validate;
+
+pub use serve::{AssembleError, AssembledServer, DefaultMode, ServeArgs, assemble};
+
+/// Exit code for invalid input (CLI, protos, stubs, scripts, profile).
+pub const EXIT_INVALID_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "streamstorm", version, about = "Load-and-chaos simulator for gRPC streaming")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `streamstorm=debug`).
+    #[arg(long, global = true, env = "STREAMSTORM_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every service of the given protos as a mock gRPC server.
+    Serve(ServeArgs),
+    /// Check protos, stubs, scripts and profiles; report every error with file:line:col; start nothing.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Extra directories to resolve imports against.
+    #[arg(long = "import-path", value_name = "DIR")]
+    pub import_paths: Vec<PathBuf>,
+    /// Files or directories to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs a parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Validate(args) => Ok(validate_files(&args)),
+    }
+}
+
+fn validate_files(args: &ValidateArgs) -> ExitCode {
+    match validate::validate(&args.files, &args.import_paths) {
+        Ok(summary) => {
+            println!("ok: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => report_problems(&problems),
+    }
+}
+
+fn report_problems(problems: &Problems) -> ExitCode {
+    eprintln!("{problems}");
+    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    ExitCode::from(EXIT_INVALID_INPUT)
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("Shutdown requested.");
+    shutdown.cancel();
+}
