@@ -12,6 +12,8 @@
 //!   state — played against a call.
 //! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
 //! - [`chaos`]: the fault plan, the faults drawn for each stream, and their injection.
+//! - [`telemetry`]: Prometheus metrics (names, recording, exporter) and the HTTP listener
+//!   for `/metrics`, `/streams` and the admin endpoint.
 //! - [`config`]: profiles — the server's inputs and limits, the chaos plan, metrics and load —
 //!   compiled with every problem located by `file:line:col` and field path.
 //! - [`document`]: YAML/JSON read with the position of every key and value.
@@ -28,5 +30,6 @@ pub mod proto;
 pub mod script;
 pub mod server;
 pub mod stub;
+pub mod telemetry;
 pub mod template;
 pub mod validate;

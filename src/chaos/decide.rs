@@ -19,6 +19,7 @@ use tonic::{Code, Status};
 use super::plan::{
     After, Codes, DisconnectMode, Distribution, FaultPlan, Faults, MessageCap, Phase, StreamTimeout,
 };
+use super::tally::{FaultKind, FaultTally};
 use crate::proto::MethodEntry;
 use crate::server::call::stream_rng;
 
@@ -37,8 +38,8 @@ pub enum Trigger {
 /// The faults one stream will suffer, drawn at its start.
 #[derive(Debug)]
 pub struct StreamFaults {
-    /// End before any message with this status.
-    pub abort: Option<Status>,
+    /// End before any message with this status (an abort, or a call over a rate limit).
+    pub abort: Option<(FaultKind, Status)>,
     pub first_message_latency: Option<Distribution>,
     pub per_message_latency: Option<Distribution>,
     pub fail: Option<(Trigger, Status)>,
@@ -74,6 +75,8 @@ pub struct ChaosEngine {
     pinned_phase: Mutex<Option<usize>>,
     call_limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
     server_limiter: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
+    /// Every fault injected under this engine.
+    tally: Arc<FaultTally>,
 }
 
 impl std::fmt::Debug for ChaosEngine {
@@ -91,7 +94,13 @@ impl ChaosEngine {
             pinned_phase: Mutex::new(None),
             call_limiters: Mutex::new(HashMap::new()),
             server_limiter: Mutex::new(None),
+            tally: Arc::default(),
         }
+    }
+
+    /// The faults injected so far.
+    pub fn tally(&self) -> &Arc<FaultTally> {
+        &self.tally
     }
 
     /// The plan new streams use.
@@ -159,8 +168,9 @@ impl ChaosEngine {
         let faults = resolve(&plan, phase, &method.service, &method.method);
         let mut drawn = StreamFaults::draw(&faults, &mut rng);
         if drawn.abort.is_none() {
-            drawn.abort =
-                self.rate_limited(&plan, method, faults.rate_limit.and_then(|limit| limit.calls_per_second));
+            drawn.abort = self
+                .rate_limited(&plan, method, faults.rate_limit.and_then(|limit| limit.calls_per_second))
+                .map(|status| (FaultKind::RateLimited, status));
         }
         if plan.header_faults {
             apply_header_faults(&mut drawn, metadata);
@@ -251,10 +261,11 @@ impl StreamFaults {
         drawn.abort = faults.abort.as_ref().and_then(|abort| {
             rng.random_bool(abort.rate.clamp(0.0, 1.0)).then(|| {
                 let code = pick_code(&abort.codes, rng);
-                match &abort.details {
+                let status = match &abort.details {
                     Some(details) => Status::with_details(code, abort.message.clone(), details.clone()),
                     None => Status::new(code, abort.message.clone()),
-                }
+                };
+                (FaultKind::Abort, status)
             })
         });
         drawn.fail = faults.fail.as_ref().and_then(|fail| {
@@ -308,7 +319,7 @@ fn apply_header_faults(faults: &mut StreamFaults, metadata: &MetadataMap) {
     if let Some(code) =
         number("x-streamstorm-abort").and_then(|n| crate::proto::status::code_from_number(n as i64))
     {
-        faults.abort = Some(Status::new(code, "abort requested by x-streamstorm-abort"));
+        faults.abort = Some((FaultKind::Abort, Status::new(code, "abort requested by x-streamstorm-abort")));
     }
     if let Some(millis) = number("x-streamstorm-delay-ms") {
         faults.per_message_latency = Some(Distribution::Fixed(Duration::from_millis(millis)));

@@ -1,6 +1,6 @@
 //! Injecting a stream's drawn faults while it runs: latency before messages, paced sends,
 //! a status part-way, disconnects (RST_STREAM, GOAWAY, TCP reset, stall, blackhole), message
-//! caps and stream timeouts. Each injected fault is logged at debug with the stream id.
+//! caps and stream timeouts. Each injected fault is counted in the engine's [`FaultTally`].
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,10 +15,10 @@ use governor::{Quota, RateLimiter};
 use http_body::{Body, Frame};
 use tokio::time::Instant;
 use tonic::{Code, Status};
-use tracing::debug;
 
 use super::decide::{StreamFaults, Trigger};
 use super::plan::DisconnectMode;
+use super::tally::{FaultKind, FaultTally};
 use crate::server::accept::sleep_until;
 use crate::server::call::OutboundStream;
 use crate::server::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
@@ -96,6 +96,7 @@ pub struct FaultTargets {
     pub control: Arc<StreamControl>,
     pub connection: ConnectionContext,
     pub registry: Arc<ConnectionRegistry>,
+    pub tally: Arc<FaultTally>,
 }
 
 /// What woke the injector.
@@ -133,7 +134,8 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
                 disconnect(&mut faults, &targets).await;
             }
             if let Some(cap) = faults.message_cap.filter(|cap| cap.max == sent) {
-                debug!(stream_id = targets.stream_id, sent, "Injected message cap.");
+                let code = (cap.code != Code::Ok).then_some(cap.code);
+                targets.tally.record(FaultKind::Cap, code, targets.stream_id);
                 if cap.code != Code::Ok {
                     Err(Status::new(cap.code, format!("message cap of {} reached", cap.max)))?;
                 }
@@ -161,7 +163,10 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
                     tokio::time::sleep_until(deadline.expect("checked")).await;
                     Err(timed_out(&faults, &targets))?;
                 }
-                tokio::time::sleep(wait).await;
+                if !wait.is_zero() {
+                    targets.tally.record_latency(wait, targets.stream_id);
+                    tokio::time::sleep(wait).await;
+                }
             }
             if let Some(pacer) = &pacer {
                 pacer.until_ready().await;
@@ -174,13 +179,13 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
 
 fn timed_out(faults: &StreamFaults, targets: &FaultTargets) -> Status {
     let timeout = faults.stream_timeout.expect("only called with a timeout");
-    debug!(stream_id = targets.stream_id, "Injected stream timeout.");
+    targets.tally.record(FaultKind::Timeout, Some(timeout.code), targets.stream_id);
     Status::new(timeout.code, format!("stream timeout of {} ms reached", timeout.after.as_millis()))
 }
 
 fn fail(faults: &mut StreamFaults, targets: &FaultTargets) -> Status {
     let (_, status) = faults.fail.take().expect("only called with a failure");
-    debug!(stream_id = targets.stream_id, code = ?status.code(), "Injected mid-stream failure.");
+    targets.tally.record(FaultKind::Fail, Some(status.code()), targets.stream_id);
     status
 }
 
@@ -189,7 +194,14 @@ fn fail(faults: &mut StreamFaults, targets: &FaultTargets) -> Status {
 async fn disconnect(faults: &mut StreamFaults, targets: &FaultTargets) {
     let Some((_, mode)) = faults.disconnect.take() else { return };
     let connection = targets.connection.id;
-    debug!(stream_id = targets.stream_id, %connection, ?mode, "Injected disconnect.");
+    let kind = match mode {
+        DisconnectMode::ResetStream { .. } => FaultKind::ResetStream,
+        DisconnectMode::Goaway { .. } => FaultKind::Goaway,
+        DisconnectMode::TcpReset => FaultKind::TcpReset,
+        DisconnectMode::Blackhole => FaultKind::Blackhole,
+        DisconnectMode::Stall => FaultKind::Stall,
+    };
+    targets.tally.record(kind, None, targets.stream_id);
     match mode {
         DisconnectMode::ResetStream { h2_code } => targets.control.reset(h2::Reason::from(h2_code)),
         DisconnectMode::Goaway { grace: Some(grace) } => {

@@ -7,6 +7,8 @@ pub mod decide;
 pub mod inject;
 pub mod plan;
 pub mod sample;
+pub mod tally;
 
 pub use decide::{ChaosEngine, StreamFaults};
 pub use plan::FaultPlan;
+pub use tally::{FaultCount, FaultKind, FaultTally};

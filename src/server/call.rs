@@ -12,6 +12,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status, Streaming};
 
 use super::connection::ConnectionContext;
+use crate::chaos::{FaultKind, FaultTally};
 use crate::proto::{MethodEntry, OutboundMessage};
 
 /// The random source for one stream: derived from the run's seed and the stream id, so the
@@ -49,8 +50,15 @@ pub struct Call {
 pub struct Inbound {
     messages: Streaming<DynamicMessage>,
     received: u64,
-    /// Messages accepted before the call ends with `RESOURCE_EXHAUSTED` (chaos inbound cap).
-    cap: Option<u64>,
+    cap: Option<InboundCap>,
+}
+
+/// Messages accepted before the call ends with `RESOURCE_EXHAUSTED` (chaos inbound cap).
+pub struct InboundCap {
+    pub max: u64,
+    /// Counts the fault when the cap is hit.
+    pub tally: Arc<FaultTally>,
+    pub stream_id: u64,
 }
 
 impl Inbound {
@@ -58,8 +66,8 @@ impl Inbound {
         Self { messages, received: 0, cap: None }
     }
 
-    /// Accepts at most `cap` messages.
-    pub fn with_cap(mut self, cap: Option<u64>) -> Self {
+    /// Accepts at most `cap.max` messages.
+    pub fn with_cap(mut self, cap: Option<InboundCap>) -> Self {
         self.cap = cap;
         self
     }
@@ -69,9 +77,12 @@ impl Inbound {
         let message = self.messages.message().await.map_err(inbound_status)?;
         if message.is_some() {
             self.received += 1;
-            if let Some(cap) = self.cap.filter(|cap| self.received > *cap) {
-                tracing::debug!(cap, "Injected inbound message cap.");
-                return Err(Status::resource_exhausted(format!("inbound message cap of {cap} reached")));
+            if let Some(cap) = self.cap.as_ref().filter(|cap| self.received > cap.max) {
+                cap.tally.record(FaultKind::InboundCap, Some(Code::ResourceExhausted), cap.stream_id);
+                return Err(Status::resource_exhausted(format!(
+                    "inbound message cap of {} reached",
+                    cap.max
+                )));
             }
         }
         Ok(message)

@@ -19,7 +19,7 @@ use tonic::server::Grpc;
 use tonic::{Status, Streaming};
 
 use super::ServerSettings;
-use super::call::{Call, Inbound, OutboundStream, Responder, stream_rng};
+use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder, stream_rng};
 use super::connection::{ConnectionContext, ConnectionRegistry, ConnectionStats};
 use super::limits::StreamLimits;
 use crate::chaos::ChaosEngine;
@@ -131,17 +131,26 @@ impl DynamicShared {
         let stream_id = self.counters.started.fetch_add(1, Ordering::Relaxed) + 1;
         let guard = OpenStream::new(self.counters.clone(), connection.stats.clone());
         let faults = self.chaos.as_ref().map(|chaos| chaos.draw(&method, stream_id, &metadata));
-        if let Some(abort) = faults.as_ref().and_then(|faults| faults.abort.clone()) {
-            tracing::debug!(stream_id, code = ?abort.code(), "Injected abort.");
+        if let (Some(chaos), Some((kind, abort))) =
+            (&self.chaos, faults.as_ref().and_then(|faults| faults.abort.clone()))
+        {
+            chaos.tally().record(kind, Some(abort.code()), stream_id);
             return Box::pin(futures::future::ready(Err(abort)));
         }
-        let inbound = Inbound::new(messages).with_cap(faults.as_ref().and_then(|faults| faults.inbound_cap));
-        let targets = FaultTargets {
-            stream_id,
-            control,
-            connection: connection.clone(),
-            registry: self.connections.clone(),
-        };
+        let inbound_cap = self.chaos.as_ref().zip(faults.as_ref()).and_then(|(chaos, faults)| {
+            faults.inbound_cap.map(|max| InboundCap { max, tally: chaos.tally().clone(), stream_id })
+        });
+        let inbound = Inbound::new(messages).with_cap(inbound_cap);
+        let injection = self.chaos.as_ref().zip(faults).map(|(chaos, faults)| {
+            let targets = FaultTargets {
+                stream_id,
+                control,
+                connection: connection.clone(),
+                registry: self.connections.clone(),
+                tally: chaos.tally().clone(),
+            };
+            (faults, targets)
+        });
         let call = Call { method, connection, stream_id, metadata, inbound };
         let responding = self.responder.respond(call);
         let rng = stream_rng(self.seed, stream_id, LIMITS_RNG);
@@ -149,7 +158,7 @@ impl DynamicShared {
             let response = responding.await?;
             Ok(response.map(|messages| {
                 let mut messages = self.limits.apply(messages, rng);
-                if let Some(faults) = faults {
+                if let Some((faults, targets)) = injection {
                     messages = inject(messages, faults, targets);
                 }
                 Box::pin(guard.wrap(messages)) as OutboundStream

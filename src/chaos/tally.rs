@@ -1,0 +1,185 @@
+//! Counting every injected fault by kind and status code: in process (for the simulator's
+//! report, which reconciles them with what clients saw, and the admin endpoint) and as
+//! `streamstorm_faults_injected_total{kind,code}` for Prometheus. Each fault is also logged at
+//! debug with its stream id.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+use tonic::Code;
+use tracing::debug;
+
+use crate::proto::status::code_name;
+use crate::telemetry::names;
+
+/// What kind of fault was injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// The call ended with a status before any message.
+    Abort,
+    /// The stream ended with a status part-way.
+    Fail,
+    ResetStream,
+    Goaway,
+    TcpReset,
+    Stall,
+    Blackhole,
+    /// The server stopped sending at its message cap.
+    Cap,
+    /// The client sent more messages than the inbound cap allows.
+    InboundCap,
+    /// The stream outlived its timeout.
+    Timeout,
+    /// A call refused by a call rate limit.
+    RateLimited,
+    /// A message delayed by injected latency.
+    Latency,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 12] = [
+        Self::Abort,
+        Self::Fail,
+        Self::ResetStream,
+        Self::Goaway,
+        Self::TcpReset,
+        Self::Stall,
+        Self::Blackhole,
+        Self::Cap,
+        Self::InboundCap,
+        Self::Timeout,
+        Self::RateLimited,
+        Self::Latency,
+    ];
+
+    /// The name used in metrics labels, reports and profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Abort => "abort",
+            Self::Fail => "fail",
+            Self::ResetStream => "reset_stream",
+            Self::Goaway => "goaway",
+            Self::TcpReset => "tcp_reset",
+            Self::Stall => "stall",
+            Self::Blackhole => "blackhole",
+            Self::Cap => "cap",
+            Self::InboundCap => "inbound_cap",
+            Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
+            Self::Latency => "latency",
+        }
+    }
+}
+
+/// gRPC codes 0..=16, plus one slot for faults that end without a status.
+const CODE_SLOTS: usize = 18;
+const NO_CODE: usize = 17;
+
+/// The `code` label of a fault that carries no gRPC status (a disconnect, a delay).
+pub const NO_CODE_LABEL: &str = "none";
+
+/// One cell of the tally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultCount {
+    pub kind: FaultKind,
+    /// The status the fault ended the stream with, if any.
+    pub code: Option<Code>,
+    pub count: u64,
+}
+
+/// Faults injected so far, by kind and code.
+pub struct FaultTally {
+    counts: [[AtomicU64; CODE_SLOTS]; FaultKind::ALL.len()],
+    /// Prometheus counters, registered on first use so only observed series appear.
+    counters: [[OnceLock<Counter>; CODE_SLOTS]; FaultKind::ALL.len()],
+    injected_latency: OnceLock<Histogram>,
+}
+
+impl Default for FaultTally {
+    fn default() -> Self {
+        Self {
+            counts: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            counters: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            injected_latency: OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FaultTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.snapshot()).finish()
+    }
+}
+
+impl FaultTally {
+    /// Counts one `kind` fault on `stream_id`, ending it with `code` if it carries a status.
+    pub fn record(&self, kind: FaultKind, code: Option<Code>, stream_id: u64) {
+        let slot = code.map_or(NO_CODE, |code| code as usize);
+        self.counts[kind as usize][slot].fetch_add(1, Ordering::Relaxed);
+        self.counters[kind as usize][slot]
+            .get_or_init(|| {
+                let code = code.map_or(NO_CODE_LABEL, code_name);
+                metrics::counter!(names::FAULTS_INJECTED, "kind" => kind.name(), "code" => code)
+            })
+            .increment(1);
+        if kind != FaultKind::Latency {
+            debug!(stream_id, kind = kind.name(), code = code.map(code_name), "Injected fault.");
+        }
+    }
+
+    /// Counts a message delayed by `delay`.
+    pub fn record_latency(&self, delay: Duration, stream_id: u64) {
+        self.record(FaultKind::Latency, None, stream_id);
+        self.injected_latency
+            .get_or_init(|| metrics::histogram!(names::INJECTED_LATENCY))
+            .record(delay.as_secs_f64());
+    }
+
+    /// Every non-zero count.
+    pub fn snapshot(&self) -> Vec<FaultCount> {
+        let mut counts = Vec::new();
+        for kind in FaultKind::ALL {
+            for (slot, count) in self.counts[kind as usize].iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let code = (slot != NO_CODE).then(|| Code::from_i32(slot as i32));
+                    counts.push(FaultCount { kind, code, count });
+                }
+            }
+        }
+        counts
+    }
+
+    /// Faults of `kind`, whatever their code.
+    pub fn total(&self, kind: FaultKind) -> u64 {
+        self.counts[kind as usize].iter().map(|count| count.load(Ordering::Relaxed)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_kind_and_code() {
+        let tally = FaultTally::default();
+        tally.record(FaultKind::Abort, Some(Code::Unavailable), 1);
+        tally.record(FaultKind::Abort, Some(Code::Unavailable), 2);
+        tally.record(FaultKind::Abort, Some(Code::Internal), 3);
+        tally.record(FaultKind::ResetStream, None, 4);
+        tally.record_latency(Duration::from_millis(5), 5);
+        assert_eq!(
+            tally.snapshot(),
+            vec![
+                FaultCount { kind: FaultKind::Abort, code: Some(Code::Internal), count: 1 },
+                FaultCount { kind: FaultKind::Abort, code: Some(Code::Unavailable), count: 2 },
+                FaultCount { kind: FaultKind::ResetStream, code: None, count: 1 },
+                FaultCount { kind: FaultKind::Latency, code: None, count: 1 },
+            ]
+        );
+        assert_eq!(tally.total(FaultKind::Abort), 3);
+        assert_eq!(tally.total(FaultKind::Fail), 0);
+    }
+}

@@ -1,0 +1,44 @@
+//! Metric names: the contract dashboards and users depend on. Prometheus conventions: the
+//! `streamstorm_` prefix, base units (`_seconds`, `_bytes`), `_total` on counters. Extend the
+//! list; never rename an entry.
+
+// Streams (labels: service, method, kind; `code` on ended).
+pub const STREAMS_ACTIVE: &str = "streamstorm_streams_active";
+pub const STREAMS_STARTED: &str = "streamstorm_streams_started_total";
+pub const STREAMS_ENDED: &str = "streamstorm_streams_ended_total";
+pub const STREAM_DURATION: &str = "streamstorm_stream_duration_seconds";
+/// Messages per stream (label: direction).
+pub const STREAM_MESSAGES: &str = "streamstorm_stream_messages";
+/// Payload bytes per stream (label: direction).
+pub const STREAM_BYTES: &str = "streamstorm_stream_bytes";
+
+// Messages (labels: service, method).
+pub const MESSAGES_SENT: &str = "streamstorm_messages_sent_total";
+pub const MESSAGES_RECEIVED: &str = "streamstorm_messages_received_total";
+/// Encoded message size (labels: service, method, direction).
+pub const MESSAGE_SIZE: &str = "streamstorm_message_size_bytes";
+
+// Faults (labels: kind, code).
+pub const FAULTS_INJECTED: &str = "streamstorm_faults_injected_total";
+pub const INJECTED_LATENCY: &str = "streamstorm_injected_latency_seconds";
+
+// Connections.
+pub const CONNECTIONS_ACTIVE: &str = "streamstorm_connections_active";
+pub const CONNECTIONS_ACCEPTED: &str = "streamstorm_connections_accepted_total";
+/// Label: reason.
+pub const CONNECTIONS_CLOSED: &str = "streamstorm_connections_closed_total";
+
+// Chaos state and reloads.
+/// 1 for the phase in force, 0 for the others (label: phase, bounded by the profile).
+pub const CHAOS_PHASE: &str = "streamstorm_chaos_phase";
+pub const CHAOS_ENABLED: &str = "streamstorm_chaos_enabled";
+/// Label: result (`ok`, `error`).
+pub const PROFILE_RELOADS: &str = "streamstorm_profile_reloads_total";
+/// Label: result (`ok`, `error`).
+pub const STUB_RELOADS: &str = "streamstorm_stub_reloads_total";
+
+// Per-stream detail, only for the first `metrics.per_stream.max_streams` streams (label:
+// stream_id), rendered from the live streams and gone when the stream ends.
+pub const STREAM_MESSAGES_SENT_BY_STREAM: &str = "streamstorm_stream_messages_sent";
+pub const STREAM_MESSAGES_RECEIVED_BY_STREAM: &str = "streamstorm_stream_messages_received";
+pub const STREAM_AGE_BY_STREAM: &str = "streamstorm_stream_age_seconds";
