@@ -19,6 +19,7 @@
 //! - [`document`]: YAML/JSON read with the position of every key and value.
 //! - [`validate`]: `streamstorm validate`, every input problem at once.
 //! - [`diagnostic`]: located problems (`file:line:col`, field path) shared by every loader.
+//! - [`watch`]: file watching for hot reload of stubs, scripts and profiles.
 //! - [`cli`]: flags turned into typed settings; the only place that prints.
 
 pub mod chaos;
@@ -33,3 +34,4 @@ pub mod stub;
 pub mod telemetry;
 pub mod template;
 pub mod validate;
+pub mod watch;

@@ -52,7 +52,66 @@ pub struct StreamFaults {
     pub rng: StdRng,
 }
 
+/// What was drawn for a stream, small enough to keep while it lives (listed by `/streams`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultSummary {
+    pub fail: Option<(Trigger, Code)>,
+    pub disconnect: Option<(Trigger, FaultKind)>,
+    pub message_cap: Option<u64>,
+    pub stream_timeout: Option<Duration>,
+    /// Messages are delayed by injected latency.
+    pub delayed: bool,
+    pub messages_per_second: Option<u32>,
+}
+
+impl FaultSummary {
+    /// One line per fault, e.g. `fail INTERNAL after 5 messages`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some((trigger, code)) = self.fail {
+            lines.push(format!("fail {} {trigger}", crate::proto::status::code_name(code)));
+        }
+        if let Some((trigger, kind)) = self.disconnect {
+            lines.push(format!("{} {trigger}", kind.name()));
+        }
+        if let Some(max) = self.message_cap {
+            lines.push(format!("message cap {max}"));
+        }
+        if let Some(after) = self.stream_timeout {
+            lines.push(format!("timeout after {}", humantime::format_duration(after)));
+        }
+        if self.delayed {
+            lines.push("latency".to_owned());
+        }
+        if let Some(rate) = self.messages_per_second {
+            lines.push(format!("paced at {rate} messages/s"));
+        }
+        lines
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AfterMessages(count) => write!(f, "after {count} messages"),
+            Self::AfterElapsed(after) => write!(f, "after {}", humantime::format_duration(*after)),
+        }
+    }
+}
+
 impl StreamFaults {
+    /// The drawn faults in brief.
+    pub fn summary(&self) -> FaultSummary {
+        FaultSummary {
+            fail: self.fail.as_ref().map(|(trigger, status)| (*trigger, status.code())),
+            disconnect: self.disconnect.map(|(trigger, mode)| (trigger, FaultKind::from(mode))),
+            message_cap: self.message_cap.map(|cap| cap.max),
+            stream_timeout: self.stream_timeout.map(|timeout| timeout.after),
+            delayed: self.first_message_latency.is_some() || self.per_message_latency.is_some(),
+            messages_per_second: self.messages_per_second,
+        }
+    }
+
     /// True when nothing needs to watch the stream's messages.
     pub fn is_quiet(&self) -> bool {
         self.first_message_latency.is_none()
@@ -138,9 +197,14 @@ impl ChaosEngine {
         true
     }
 
+    /// The phase chosen by hand, if any.
+    pub fn pinned_phase(&self) -> Option<usize> {
+        *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The phase in force now, by index into the plan's phases.
     pub fn current_phase(&self, plan: &FaultPlan) -> Option<usize> {
-        if let Some(index) = *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some(index) = self.pinned_phase() {
             return Some(index);
         }
         let cycle: Duration = plan.phases.iter().map(|phase| phase.duration).sum();

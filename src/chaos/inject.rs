@@ -194,14 +194,7 @@ fn fail(faults: &mut StreamFaults, targets: &FaultTargets) -> Status {
 async fn disconnect(faults: &mut StreamFaults, targets: &FaultTargets) {
     let Some((_, mode)) = faults.disconnect.take() else { return };
     let connection = targets.connection.id;
-    let kind = match mode {
-        DisconnectMode::ResetStream { .. } => FaultKind::ResetStream,
-        DisconnectMode::Goaway { .. } => FaultKind::Goaway,
-        DisconnectMode::TcpReset => FaultKind::TcpReset,
-        DisconnectMode::Blackhole => FaultKind::Blackhole,
-        DisconnectMode::Stall => FaultKind::Stall,
-    };
-    targets.tally.record(kind, None, targets.stream_id);
+    targets.tally.record(FaultKind::from(mode), None, targets.stream_id);
     match mode {
         DisconnectMode::ResetStream { h2_code } => targets.control.reset(h2::Reason::from(h2_code)),
         DisconnectMode::Goaway { grace: Some(grace) } => {

@@ -11,6 +11,7 @@ use metrics::{Counter, Histogram};
 use tonic::Code;
 use tracing::debug;
 
+use super::plan::DisconnectMode;
 use crate::proto::status::code_name;
 use crate::telemetry::names;
 
@@ -36,10 +37,12 @@ pub enum FaultKind {
     RateLimited,
     /// A message delayed by injected latency.
     Latency,
+    /// A connection drained with GOAWAY for reaching its maximum age.
+    MaxAge,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         Self::Abort,
         Self::Fail,
         Self::ResetStream,
@@ -52,6 +55,7 @@ impl FaultKind {
         Self::Timeout,
         Self::RateLimited,
         Self::Latency,
+        Self::MaxAge,
     ];
 
     /// The name used in metrics labels, reports and profiles.
@@ -69,6 +73,19 @@ impl FaultKind {
             Self::Timeout => "timeout",
             Self::RateLimited => "rate_limited",
             Self::Latency => "latency",
+            Self::MaxAge => "max_age",
+        }
+    }
+}
+
+impl From<DisconnectMode> for FaultKind {
+    fn from(mode: DisconnectMode) -> Self {
+        match mode {
+            DisconnectMode::ResetStream { .. } => Self::ResetStream,
+            DisconnectMode::Goaway { .. } => Self::Goaway,
+            DisconnectMode::TcpReset => Self::TcpReset,
+            DisconnectMode::Stall => Self::Stall,
+            DisconnectMode::Blackhole => Self::Blackhole,
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::chaos::{ChaosEngine, FaultPlan};
+use crate::config::reload::ProfileReloader;
 use crate::config::{Profile, check_methods, load_profile};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
@@ -23,6 +24,7 @@ use crate::server::{
 };
 use crate::stub::reload::StubReloader;
 use crate::stub::{StubResponder, load_stubs};
+use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
 
 use super::{cancel_on_signal, report_problems};
 
@@ -44,6 +46,10 @@ pub struct ServeArgs {
     /// Address for gRPC (port 0 picks a free port) [default: 127.0.0.1:50051].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Address for Prometheus metrics (`/metrics`), live streams (`/streams`) and the chaos
+    /// admin endpoint (`/admin/`) [default: 127.0.0.1:9464].
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Seed for every random draw (scripts' templates); the same seed and traffic repeat a run.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -87,6 +93,7 @@ impl Default for ServeArgs {
             import_paths: Vec::new(),
             stubs: Vec::new(),
             listen: None,
+            metrics_listen: None,
             seed: None,
             default_response: DefaultMode::Empty,
             default_stream_messages: 1,
@@ -144,6 +151,9 @@ impl ServeArgs {
             limits,
             seed,
             chaos,
+            per_stream_series: profile
+                .and_then(|profile| profile.metrics.per_stream_max_streams)
+                .unwrap_or(0),
             ..defaults
         })
     }
@@ -165,9 +175,15 @@ impl From<Problems> for AssembleError {
     }
 }
 
+/// Where Prometheus scrapes when neither flags nor profile say.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9464));
+
 /// A server built from flags and a profile, bound to its address and ready to run.
 pub struct AssembledServer {
     pub server: BoundServer,
+    /// The metrics, live streams and admin listener.
+    pub telemetry: TelemetryEndpoint,
     /// The chaos engine, when the profile asked for one.
     pub chaos: Option<Arc<ChaosEngine>>,
     /// The seed every random draw uses.
@@ -175,15 +191,18 @@ pub struct AssembledServer {
     /// Stubs loaded at start.
     pub stub_count: usize,
     stub_reloader: Option<StubReloader>,
+    profile_reloader: Option<ProfileReloader>,
 }
 
 impl AssembledServer {
     /// Serves until `shutdown`, reloading stubs as their files change, then drains.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let reload_task: Option<JoinHandle<()>> =
-            self.stub_reloader.map(|reloader| reloader.spawn(shutdown.clone())).transpose()?;
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        tasks.extend(self.stub_reloader.map(|reloader| reloader.spawn(shutdown.clone())).transpose()?);
+        tasks.extend(self.profile_reloader.map(|reloader| reloader.spawn(shutdown.clone())).transpose()?);
+        tasks.push(tokio::spawn(self.telemetry.serve(shutdown.clone())));
         self.server.serve(shutdown).await;
-        if let Some(task) = reload_task {
+        for task in tasks {
             task.await?;
         }
         Ok(())
@@ -211,6 +230,8 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
     } else {
         args.stubs.clone()
     };
+    // Installed before anything registers metric handles, so they all reach the exporter.
+    let prometheus = install_recorder().map_err(anyhow::Error::from)?;
     let mut pool = load_pool(&protos, &import_paths)?;
     add_builtin_descriptors(&mut pool).map_err(anyhow::Error::from)?;
     let seed = args.seed.or(profile.map(|profile| profile.chaos.seed)).unwrap_or_else(rand::random);
@@ -227,6 +248,12 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
     let stubs = Arc::new(ArcSwap::from_pointee(load_stubs(&stub_paths, &catalog, &pool)?));
     let stub_count = stubs.load().len();
     let responder = Arc::new(StubResponder::new(stubs.clone(), fallback, seed));
+    let profile_reloader = profile.zip(chaos.clone()).map(|(profile, engine)| ProfileReloader {
+        path: profile.file.clone(),
+        catalog: catalog.clone(),
+        engine,
+        seed_override: args.seed,
+    });
     let stub_reloader = (!stub_paths.is_empty()).then(|| StubReloader {
         paths: stub_paths,
         catalog,
@@ -234,7 +261,17 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
         target: stubs,
     });
     let server = BoundServer::bind_with(&mut pool, settings, responder).await.map_err(anyhow::Error::from)?;
-    Ok(AssembledServer { server, chaos, seed, stub_count, stub_reloader })
+    let metrics = profile.map(|profile| profile.metrics).unwrap_or_default();
+    let telemetry_state = TelemetryState {
+        prometheus,
+        server: Some(server.handle()),
+        chaos: chaos.clone(),
+        admin_writable: metrics.admin_writable,
+    };
+    let metrics_listen = args.metrics_listen.or(metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
+    let telemetry =
+        TelemetryEndpoint::bind(metrics_listen, telemetry_state).await.map_err(anyhow::Error::from)?;
+    Ok(AssembledServer { server, telemetry, chaos, seed, stub_count, stub_reloader, profile_reloader })
 }
 
 /// `streamstorm serve`: assemble, announce, serve until SIGINT/SIGTERM.
@@ -257,6 +294,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         assembled.stub_count,
         assembled.server.local_addr()
     );
+    println!("metrics on http://{}/metrics", assembled.telemetry.local_addr());
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     assembled.run(shutdown).await?;

@@ -14,6 +14,7 @@ mod faults;
 mod profile;
 pub mod protocol;
 mod reader;
+pub mod reload;
 pub mod values;
 
 use std::net::SocketAddr;
@@ -79,6 +80,8 @@ pub struct MetricsSection {
     pub listen: Option<SocketAddr>,
     /// `per_stream: {max_streams: N}`: series labelled by stream for at most N streams.
     pub per_stream_max_streams: Option<usize>,
+    /// `admin: read_write` lets the admin endpoint change the chaos state (`read_only` by default).
+    pub admin_writable: bool,
 }
 
 /// A method pattern as a rule wrote it.

@@ -102,7 +102,7 @@ impl Reader<'_> {
     }
 
     fn metrics(&mut self, node: &Node) -> Option<MetricsSection> {
-        self.mapping(node, "metrics", &["listen", "per_stream"])?;
+        self.mapping(node, "metrics", &["listen", "per_stream", "admin"])?;
         let per_stream = node.get("per_stream").and_then(|per_stream| {
             self.mapping(per_stream, "metrics.per_stream", &["max_streams"])?;
             self.optional(per_stream, "metrics.per_stream", "max_streams", values::positive_usize)
@@ -110,6 +110,7 @@ impl Reader<'_> {
         Some(MetricsSection {
             listen: self.optional(node, "metrics", "listen", protocol::socket_address),
             per_stream_max_streams: per_stream,
+            admin_writable: self.optional(node, "metrics", "admin", values::admin_access).unwrap_or(false),
         })
     }
 }

@@ -131,6 +131,15 @@ pub fn boolean(node: &Node) -> Parsed<bool> {
     }
 }
 
+/// `read_only` or `read_write` (true when writes are allowed).
+pub fn admin_access(node: &Node) -> Parsed<bool> {
+    match node.as_str() {
+        Some("read_only") => Ok(false),
+        Some("read_write") => Ok(true),
+        _ => Err(format!("expected read_only or read_write, found {node}")),
+    }
+}
+
 /// Any text.
 pub fn text(node: &Node) -> Parsed<String> {
     node.as_str().map(str::to_owned).ok_or_else(|| format!("expected a string, found {}", node.kind()))

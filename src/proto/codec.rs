@@ -1,6 +1,9 @@
 //! The tonic [`Codec`] through which dynamic messages travel: protobuf bytes are decoded into a
 //! [`DynamicMessage`] of a descriptor chosen per call, and outbound messages are either dynamic
-//! or already encoded (a response computed once at load and sent many times).
+//! or already encoded (a response computed once at load and sent many times). A [`WireMeter`]
+//! sees every message's encoded size as it crosses the codec.
+
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
@@ -37,12 +40,25 @@ impl From<DynamicMessage> for OutboundMessage {
     }
 }
 
+/// Observes the messages a codec encodes and decodes (their size without the frame header).
+pub trait WireMeter: Send + Sync {
+    fn sent(&self, bytes: usize);
+    fn received(&self, bytes: usize);
+}
+
 /// Encodes [`OutboundMessage`]s and decodes inbound bytes as `decode_as`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DynamicCodec {
     decode_as: MessageDescriptor,
     malformed: tonic::Code,
     buffer_bytes: usize,
+    meter: Option<Arc<dyn WireMeter>>,
+}
+
+impl std::fmt::Debug for DynamicCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicCodec").field("decode_as", &self.decode_as.full_name()).finish_non_exhaustive()
+    }
 }
 
 impl DynamicCodec {
@@ -52,17 +68,29 @@ impl DynamicCodec {
             decode_as: request_type,
             malformed: tonic::Code::InvalidArgument,
             buffer_bytes: STREAM_BUFFER_BYTES,
+            meter: None,
         }
     }
 
     /// The client side: responses that do not parse are a server fault (`INTERNAL`).
     pub fn for_client(response_type: MessageDescriptor) -> Self {
-        Self { decode_as: response_type, malformed: tonic::Code::Internal, buffer_bytes: STREAM_BUFFER_BYTES }
+        Self {
+            decode_as: response_type,
+            malformed: tonic::Code::Internal,
+            buffer_bytes: STREAM_BUFFER_BYTES,
+            meter: None,
+        }
     }
 
     /// Sets the initial size of the stream's buffers (they still grow to fit larger messages).
     pub fn with_buffer_size(mut self, bytes: Option<usize>) -> Self {
         self.buffer_bytes = bytes.unwrap_or(STREAM_BUFFER_BYTES).max(64);
+        self
+    }
+
+    /// Reports every message encoded or decoded to `meter`.
+    pub fn with_meter(mut self, meter: Arc<dyn WireMeter>) -> Self {
+        self.meter = Some(meter);
         self
     }
 }
@@ -74,7 +102,10 @@ impl Codec for DynamicCodec {
     type Decoder = DynamicDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        DynamicEncoder { buffer: BufferSettings::new(self.buffer_bytes, YIELD_THRESHOLD_BYTES) }
+        DynamicEncoder {
+            buffer: BufferSettings::new(self.buffer_bytes, YIELD_THRESHOLD_BYTES),
+            meter: self.meter.clone(),
+        }
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -82,13 +113,14 @@ impl Codec for DynamicCodec {
             decode_as: self.decode_as.clone(),
             malformed: self.malformed,
             buffer: BufferSettings::new(self.buffer_bytes, YIELD_THRESHOLD_BYTES),
+            meter: self.meter.clone(),
         }
     }
 }
 
-#[derive(Debug)]
 pub struct DynamicEncoder {
     buffer: BufferSettings,
+    meter: Option<Arc<dyn WireMeter>>,
 }
 
 impl Encoder for DynamicEncoder {
@@ -96,15 +128,17 @@ impl Encoder for DynamicEncoder {
     type Error = Status;
 
     fn encode(&mut self, item: OutboundMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        let room_before = dst.remaining_mut();
         match item {
             OutboundMessage::Dynamic(message) => message
                 .encode(dst)
-                .map_err(|error| Status::internal(format!("cannot encode message: {error}"))),
-            OutboundMessage::Encoded(bytes) => {
-                dst.put_slice(&bytes);
-                Ok(())
-            }
+                .map_err(|error| Status::internal(format!("cannot encode message: {error}")))?,
+            OutboundMessage::Encoded(bytes) => dst.put_slice(&bytes),
         }
+        if let Some(meter) = &self.meter {
+            meter.sent(room_before - dst.remaining_mut());
+        }
+        Ok(())
     }
 
     fn buffer_settings(&self) -> BufferSettings {
@@ -112,11 +146,11 @@ impl Encoder for DynamicEncoder {
     }
 }
 
-#[derive(Debug)]
 pub struct DynamicDecoder {
     decode_as: MessageDescriptor,
     malformed: tonic::Code,
     buffer: BufferSettings,
+    meter: Option<Arc<dyn WireMeter>>,
 }
 
 impl Decoder for DynamicDecoder {
@@ -124,6 +158,9 @@ impl Decoder for DynamicDecoder {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        if let Some(meter) = &self.meter {
+            meter.received(src.remaining());
+        }
         let bytes = src.copy_to_bytes(src.remaining());
         DynamicMessage::decode(self.decode_as.clone(), bytes).map(Some).map_err(|error| {
             Status::new(

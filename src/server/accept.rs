@@ -1,6 +1,8 @@
 //! The accept loop and the per-connection HTTP/2 server. Each accepted socket is registered,
 //! served by hyper's HTTP/2 server with the configured settings, and obeys the registry's
-//! commands (drain with GOAWAY, close) until it ends.
+//! commands (drain with GOAWAY, close) until it ends. Connections older than the chaos plan's
+//! maximum age are drained with GOAWAY, as load balancers do. Connection counts and why each
+//! connection closed are recorded as metrics.
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -18,8 +20,11 @@ use tower::Service;
 use tracing::{debug, info, warn};
 
 use super::Http2Settings;
+use super::call::stream_rng;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
 use super::router::GrpcRouter;
+use crate::chaos::{ChaosEngine, FaultKind};
+use crate::telemetry::names;
 
 /// Everything the accept loop needs, owned for the server's life.
 pub(super) struct Acceptor {
@@ -30,6 +35,39 @@ pub(super) struct Acceptor {
     /// Bounds the number of connections served at once; one permit per connection.
     pub connection_permits: Arc<Semaphore>,
     pub shutdown_grace: Duration,
+    /// Supplies the connection-level faults (maximum age).
+    pub chaos: Option<Arc<ChaosEngine>>,
+}
+
+/// Distinguishes the maximum-age jitter from other draws.
+const MAX_AGE_RNG: u64 = 5;
+
+/// Why a connection closed (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    /// The peer closed it, or it drained cleanly after a GOAWAY from the peer.
+    Client,
+    Error,
+    /// Server shutdown.
+    Shutdown,
+    Goaway,
+    MaxAge,
+    TcpReset,
+    Blackhole,
+}
+
+impl CloseReason {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Error => "error",
+            Self::Shutdown => "shutdown",
+            Self::Goaway => "goaway",
+            Self::MaxAge => "max_age",
+            Self::TcpReset => "tcp_reset",
+            Self::Blackhole => "blackhole",
+        }
+    }
 }
 
 impl Acceptor {
@@ -59,12 +97,17 @@ impl Acceptor {
                 debug!(%error, "Could not disable Nagle's algorithm.");
             }
             let (context, commands) = self.registry.register(peer);
+            metrics::counter!(names::CONNECTIONS_ACCEPTED).increment(1);
+            metrics::gauge!(names::CONNECTIONS_ACTIVE).increment(1.0);
+            let max_age = self.chaos.as_ref().and_then(|chaos| max_age(chaos, context.id.0));
             let connection = ConnectionTask {
                 context,
                 commands,
+                max_age,
                 router: self.router.clone(),
                 builder: builder.clone(),
                 registry: self.registry.clone(),
+                chaos: self.chaos.clone(),
             };
             tasks.spawn(async move {
                 connection.run(stream).await;
@@ -97,13 +140,25 @@ fn http2_builder(settings: &Http2Settings) -> http2::Builder<TokioExecutor> {
     builder
 }
 
+/// The age at which connection `id` gets GOAWAY, jittered by ±10% (as gRPC servers do, so
+/// connections opened together do not all drain at once), and the grace after it.
+fn max_age(chaos: &ChaosEngine, id: u64) -> Option<(Duration, Duration)> {
+    let plan = chaos.plan();
+    let age = plan.connections.max_age?;
+    let jitter = rand::Rng::random_range(&mut stream_rng(plan.seed, id, MAX_AGE_RNG), 0.9..=1.1);
+    Some((age.mul_f64(jitter), plan.connections.max_age_grace.unwrap_or(Duration::ZERO)))
+}
+
 /// One connection's task: serves HTTP/2 and listens for registry commands.
 struct ConnectionTask {
     context: ConnectionContext,
+    /// When to send GOAWAY for age, and the grace after it.
+    max_age: Option<(Duration, Duration)>,
     commands: mpsc::UnboundedReceiver<ConnectionCommand>,
     router: GrpcRouter,
     builder: Arc<http2::Builder<TokioExecutor>>,
     registry: Arc<ConnectionRegistry>,
+    chaos: Option<Arc<ChaosEngine>>,
 }
 
 impl ConnectionTask {
@@ -123,32 +178,58 @@ impl ConnectionTask {
         tokio::pin!(connection);
         // When set, the connection is closed at this instant (after GOAWAY or a blackhole).
         let mut close_at: Option<tokio::time::Instant> = None;
+        let mut age_at = self.max_age.map(|(age, _)| tokio::time::Instant::now() + age);
         let mut reset_on_close = false;
+        // Why the connection will close, once the server has decided it.
+        let mut reason: Option<CloseReason> = None;
+        let go_away = |close_at: &mut Option<tokio::time::Instant>, grace: Duration| {
+            let at = tokio::time::Instant::now() + grace;
+            *close_at = Some(close_at.map_or(at, |earlier| earlier.min(at)));
+        };
         loop {
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
                         debug!(connection = %id, %error, "Connection ended with an error.");
+                        reason.get_or_insert(CloseReason::Error);
                     }
                     break;
                 }
                 _ = sleep_until(close_at) => break,
+                _ = sleep_until(age_at) => {
+                    age_at = None;
+                    connection.as_mut().graceful_shutdown();
+                    go_away(&mut close_at, self.max_age.map_or(Duration::ZERO, |(_, grace)| grace));
+                    reason.get_or_insert(CloseReason::MaxAge);
+                    if let Some(chaos) = &self.chaos {
+                        chaos.tally().record(FaultKind::MaxAge, None, 0);
+                    }
+                }
                 command = self.commands.recv() => match command {
-                    Some(ConnectionCommand::Drain) => connection.as_mut().graceful_shutdown(),
+                    Some(ConnectionCommand::Drain) => {
+                        connection.as_mut().graceful_shutdown();
+                        reason.get_or_insert(CloseReason::Shutdown);
+                    }
                     Some(ConnectionCommand::GoAway { grace }) => {
                         connection.as_mut().graceful_shutdown();
-                        close_at = Some(close_at.map_or(tokio::time::Instant::now() + grace, |at| at.min(tokio::time::Instant::now() + grace)));
+                        go_away(&mut close_at, grace);
+                        reason.get_or_insert(CloseReason::Goaway);
                     }
                     Some(ConnectionCommand::Blackhole { hold }) => {
                         blackholed.store(true, Ordering::Relaxed);
                         close_at = Some(tokio::time::Instant::now() + hold);
                         reset_on_close = true;
+                        reason.get_or_insert(CloseReason::Blackhole);
                     }
                     Some(ConnectionCommand::Reset) => {
                         reset_on_close = true;
+                        reason.get_or_insert(CloseReason::TcpReset);
                         break;
                     }
-                    Some(ConnectionCommand::Close) | None => break,
+                    Some(ConnectionCommand::Close) | None => {
+                        reason.get_or_insert(CloseReason::Shutdown);
+                        break;
+                    }
                 },
             }
         }
@@ -161,7 +242,10 @@ impl ConnectionTask {
             }
         }
         self.registry.remove(id);
-        debug!(connection = %id, "Connection closed.");
+        let reason = reason.unwrap_or(CloseReason::Client);
+        metrics::counter!(names::CONNECTIONS_CLOSED, "reason" => reason.name()).increment(1);
+        metrics::gauge!(names::CONNECTIONS_ACTIVE).decrement(1.0);
+        debug!(connection = %id, reason = reason.name(), "Connection closed.");
     }
 }
 

@@ -1,5 +1,6 @@
 //! The gRPC service for every method of the loaded protos: finds the method by path, decodes
-//! requests as its input type, hands the call to the responder, and keeps the stream counts.
+//! requests as its input type, hands the call to the responder, and tracks the stream in the [`StreamRegistry`] from its first
+//! byte to its status.
 //!
 //! All four call patterns go through tonic's bidirectional handler: the responder decides how
 //! many messages to read and write, so one path serves them all and oversize or malformed
@@ -7,36 +8,27 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use futures::Stream;
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
 use prost_reflect::DynamicMessage;
 use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
 use tonic::server::Grpc;
-use tonic::{Status, Streaming};
+use tonic::{Code, Status, Streaming};
 
 use super::ServerSettings;
 use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder, stream_rng};
-use super::connection::{ConnectionContext, ConnectionRegistry, ConnectionStats};
+use super::connection::{ConnectionContext, ConnectionRegistry};
 use super::limits::StreamLimits;
+use super::streams::{StreamGuard, StreamRegistry};
 use crate::chaos::ChaosEngine;
 use crate::chaos::inject::{FaultTargets, ResettableBody, StreamControl, inject};
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
 
 /// Distinguishes the limits' latency draws from other per-stream draws.
 const LIMITS_RNG: u64 = 2;
-
-/// Stream counts for the whole server.
-#[derive(Debug, Default)]
-pub struct StreamCounters {
-    /// Streams started since the server began.
-    pub started: AtomicU64,
-    /// Streams open now.
-    pub active: AtomicUsize,
-}
 
 /// Serves the methods of a [`MethodCatalog`] through a [`Responder`].
 #[derive(Clone)]
@@ -50,7 +42,7 @@ struct DynamicShared {
     max_message_bytes: usize,
     limits: StreamLimits,
     seed: u64,
-    counters: Arc<StreamCounters>,
+    streams: Arc<StreamRegistry>,
     chaos: Option<Arc<ChaosEngine>>,
     connections: Arc<ConnectionRegistry>,
 }
@@ -60,7 +52,7 @@ impl DynamicService {
         catalog: Arc<MethodCatalog>,
         responder: Arc<dyn Responder>,
         settings: &ServerSettings,
-        counters: Arc<StreamCounters>,
+        streams: Arc<StreamRegistry>,
         connections: Arc<ConnectionRegistry>,
     ) -> Self {
         let shared = DynamicShared {
@@ -69,7 +61,7 @@ impl DynamicService {
             max_message_bytes: settings.max_message_bytes,
             limits: settings.limits.clone(),
             seed: settings.seed,
-            counters,
+            streams,
             chaos: settings.chaos.clone(),
             connections,
         };
@@ -101,8 +93,10 @@ impl DynamicShared {
         let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
-        let codec =
-            DynamicCodec::for_server(method.input()).with_buffer_size(self.limits.stream_buffer_bytes);
+        let stream = self.streams.open(method.clone(), &connection);
+        let codec = DynamicCodec::for_server(method.input())
+            .with_buffer_size(self.limits.stream_buffer_bytes)
+            .with_meter(stream.stream().clone());
         let mut grpc = Grpc::new(codec)
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes)
@@ -113,8 +107,11 @@ impl DynamicShared {
         let control = Arc::new(StreamControl::default());
         let stream_control = control.clone();
         let chaos = self.chaos.is_some();
+        // tonic calls the handler once per request; the guard moves into that call.
+        let mut stream = Some(stream);
         let handler = tower::service_fn(move |call: tonic::Request<Streaming<DynamicMessage>>| {
-            self.clone().start_call(method.clone(), connection.clone(), stream_control.clone(), call)
+            let stream = stream.take().expect("the handler runs once per request");
+            self.clone().start_call(method.clone(), connection.clone(), stream, stream_control.clone(), call)
         });
         let response = grpc.streaming(handler, request).await;
         if chaos { response.map(|body| Body::new(ResettableBody::new(body, control))) } else { response }
@@ -124,17 +121,21 @@ impl DynamicShared {
         self: Arc<Self>,
         method: Arc<MethodEntry>,
         connection: ConnectionContext,
+        mut stream: StreamGuard,
         control: Arc<StreamControl>,
         request: tonic::Request<Streaming<DynamicMessage>>,
     ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
         let (metadata, _extensions, messages) = request.into_parts();
-        let stream_id = self.counters.started.fetch_add(1, Ordering::Relaxed) + 1;
-        let guard = OpenStream::new(self.counters.clone(), connection.stats.clone());
+        let stream_id = stream.stream().id;
         let faults = self.chaos.as_ref().map(|chaos| chaos.draw(&method, stream_id, &metadata));
+        if let Some(faults) = &faults {
+            stream.stream().set_faults(faults.summary());
+        }
         if let (Some(chaos), Some((kind, abort))) =
             (&self.chaos, faults.as_ref().and_then(|faults| faults.abort.clone()))
         {
             chaos.tally().record(kind, Some(abort.code()), stream_id);
+            stream.finish(abort.code());
             return Box::pin(futures::future::ready(Err(abort)));
         }
         let inbound_cap = self.chaos.as_ref().zip(faults.as_ref()).and_then(|(chaos, faults)| {
@@ -155,13 +156,19 @@ impl DynamicShared {
         let responding = self.responder.respond(call);
         let rng = stream_rng(self.seed, stream_id, LIMITS_RNG);
         Box::pin(async move {
-            let response = responding.await?;
+            let response = match responding.await {
+                Ok(response) => response,
+                Err(status) => {
+                    stream.finish(status.code());
+                    return Err(status);
+                }
+            };
             Ok(response.map(|messages| {
                 let mut messages = self.limits.apply(messages, rng);
                 if let Some((faults, targets)) = injection {
                     messages = inject(messages, faults, targets);
                 }
-                Box::pin(guard.wrap(messages)) as OutboundStream
+                Box::pin(TrackedOutbound { messages, stream }) as OutboundStream
             }))
         })
     }
@@ -175,33 +182,24 @@ fn unknown_method_status(path: &str) -> Status {
     Status::unimplemented(format!("unknown method {method} for service {service}"))
 }
 
-/// Counts a stream as open from the call's start until its response body is dropped (sent in
-/// full, failed, or cancelled by the client).
-struct OpenStream {
-    server: Arc<StreamCounters>,
-    connection: Arc<ConnectionStats>,
+/// Passes the outbound messages through, recording on the stream's guard the status they end
+/// with: the error item's code, or `OK` when they run out. Dropped early, the guard records
+/// `CANCELLED`.
+struct TrackedOutbound {
+    messages: OutboundStream,
+    stream: StreamGuard,
 }
 
-impl OpenStream {
-    fn new(server: Arc<StreamCounters>, connection: Arc<ConnectionStats>) -> Self {
-        server.active.fetch_add(1, Ordering::Relaxed);
-        connection.streams_opened.fetch_add(1, Ordering::Relaxed);
-        connection.streams_active.fetch_add(1, Ordering::Relaxed);
-        Self { server, connection }
-    }
+impl Stream for TrackedOutbound {
+    type Item = Result<OutboundMessage, Status>;
 
-    fn wrap(self, messages: OutboundStream) -> impl Stream<Item = Result<OutboundMessage, Status>> + Send {
-        // The guard rides along with the stream and is dropped with it.
-        messages.map(move |item| {
-            let _ = &self;
-            item
-        })
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.server.active.fetch_sub(1, Ordering::Relaxed);
-        self.connection.streams_active.fetch_sub(1, Ordering::Relaxed);
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = std::task::ready!(self.messages.as_mut().poll_next(cx));
+        match &item {
+            Some(Err(status)) => self.stream.finish(status.code()),
+            None => self.stream.finish(Code::Ok),
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(item)
     }
 }

@@ -13,10 +13,10 @@ pub mod dynamic;
 pub mod introspection;
 pub mod limits;
 pub mod router;
+pub mod streams;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
@@ -30,8 +30,8 @@ use tracing::info;
 pub use call::{Call, Inbound, OutboundStream, Responder};
 pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, ConnectionRegistry};
 pub use default_responder::{DefaultResponder, DefaultResponse};
-pub use dynamic::StreamCounters;
 pub use limits::StreamLimits;
+pub use streams::{LiveStream, StreamRegistry};
 
 use crate::chaos::ChaosEngine;
 use crate::proto::MethodCatalog;
@@ -88,6 +88,8 @@ pub struct ServerSettings {
     pub seed: u64,
     /// The chaos engine, when a profile asks for faults.
     pub chaos: Option<Arc<ChaosEngine>>,
+    /// Live streams that get Prometheus series of their own (`metrics.per_stream.max_streams`).
+    pub per_stream_series: usize,
 }
 
 impl Default for ServerSettings {
@@ -102,6 +104,7 @@ impl Default for ServerSettings {
             limits: StreamLimits::default(),
             seed: 0,
             chaos: None,
+            per_stream_series: 0,
         }
     }
 }
@@ -123,14 +126,14 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct ServerHandle {
     pub connections: Arc<ConnectionRegistry>,
-    pub streams: Arc<StreamCounters>,
+    pub streams: Arc<StreamRegistry>,
     pub catalog: Arc<MethodCatalog>,
     pub health: HealthReporter,
 }
 
 impl ServerHandle {
     pub fn streams_active(&self) -> usize {
-        self.streams.active.load(Ordering::Relaxed)
+        self.streams.active()
     }
 }
 
@@ -162,7 +165,7 @@ impl BoundServer {
         let (reflection_v1, reflection_v1alpha) = introspection::reflection_services(pool)?;
         let (health, health_service) = introspection::health_service(catalog.services()).await;
 
-        let streams = Arc::new(StreamCounters::default());
+        let streams = Arc::new(StreamRegistry::new(&catalog, settings.per_stream_series));
         let connections = Arc::new(ConnectionRegistry::default());
         let dynamic =
             DynamicService::new(catalog.clone(), responder, &settings, streams.clone(), connections.clone());
@@ -183,6 +186,7 @@ impl BoundServer {
             http2: settings.http2.clone(),
             connection_permits: Arc::new(Semaphore::new(settings.max_connections)),
             shutdown_grace: settings.shutdown_grace,
+            chaos: settings.chaos.clone(),
         };
         let handle = ServerHandle { connections, streams, catalog, health };
         Ok(Self { acceptor, local_addr, handle })

@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod interop;
+pub mod scrape;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -222,20 +223,42 @@ pub async fn spawn_serve_with(args: &[&str]) -> (tokio::process::Child, SocketAd
 
 /// As [`spawn_serve_with`], with extra environment variables.
 pub async fn spawn_serve_env(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, SocketAddr) {
+    let served = spawn_serve_process(args, env).await;
+    (served.child, served.addr)
+}
+
+/// A `streamstorm serve` process and the addresses it announced.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    /// gRPC.
+    pub addr: SocketAddr,
+    /// `/metrics`, `/streams`, `/admin/`.
+    pub metrics: SocketAddr,
+}
+
+/// Starts `streamstorm serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 ARGS` with extra
+/// environment variables (the process is killed when dropped).
+pub async fn spawn_serve_process(args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
-    let mut banner = String::new();
     let stdout = child.stdout.take().expect("stdout is piped");
-    tokio::io::BufReader::new(stdout).read_line(&mut banner).await.expect("the banner is printed");
-    let addr = banner.rsplit(' ').next().and_then(|addr| addr.trim().parse().ok());
-    (child, addr.unwrap_or_else(|| panic!("no address in the banner {banner:?}")))
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut announced = async |what: &str| -> SocketAddr {
+        let line = lines.next_line().await.expect("stdout is readable").unwrap_or_default();
+        let addr = line.rsplit(' ').next().unwrap_or_default().trim();
+        let addr = addr.trim_start_matches("http://").trim_end_matches("/metrics");
+        addr.parse().unwrap_or_else(|_| panic!("no {what} address in {line:?}"))
+    };
+    let addr = announced("gRPC").await;
+    let metrics = announced("metrics").await;
+    ServeProcess { child, addr, metrics }
 }
 
 /// A client connection to `addr`.

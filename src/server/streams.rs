@@ -1,0 +1,267 @@
+//! Live streams: each open stream's counters (messages and bytes each way, age, connection, the
+//! faults drawn for it), the registry listing them (for `GET /streams` and per-stream series),
+//! and the per-method metric handles recorded as streams start, carry messages and end.
+//!
+//! Handles are registered once per method when the server starts, so the hot path is a few
+//! atomic adds; no label is formatted per message.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use metrics::{Counter, Gauge, Histogram};
+use tonic::Code;
+
+use super::connection::{ConnectionContext, ConnectionId};
+use crate::chaos::decide::FaultSummary;
+use crate::proto::codec::WireMeter;
+use crate::proto::status::code_name;
+use crate::proto::{MethodCatalog, MethodEntry};
+use crate::telemetry::names;
+
+/// Live streams are spread over this many locks so stream starts on different cores rarely
+/// contend.
+const SHARDS: usize = 32;
+
+/// Metric handles for one method.
+struct MethodMetrics {
+    service: String,
+    method: String,
+    kind: &'static str,
+    active: Gauge,
+    started: Counter,
+    /// `streams_ended_total` by code, registered when a code is first seen.
+    ended: [OnceLock<Counter>; 17],
+    messages_sent: Counter,
+    messages_received: Counter,
+    size_sent: Histogram,
+    size_received: Histogram,
+    duration: Histogram,
+    stream_messages_sent: Histogram,
+    stream_messages_received: Histogram,
+    stream_bytes_sent: Histogram,
+    stream_bytes_received: Histogram,
+}
+
+impl MethodMetrics {
+    fn new(entry: &MethodEntry) -> Self {
+        let service = entry.service.clone();
+        let method = entry.method.clone();
+        let kind = entry.kind.as_str();
+        let labels = [("service", service.clone()), ("method", method.clone())];
+        let with_kind = [("service", service.clone()), ("method", method.clone()), ("kind", kind.to_owned())];
+        let directed = |direction: &'static str| {
+            [("service", service.clone()), ("method", method.clone()), ("direction", direction.to_owned())]
+        };
+        Self {
+            active: metrics::gauge!(names::STREAMS_ACTIVE, &with_kind),
+            started: metrics::counter!(names::STREAMS_STARTED, &with_kind),
+            ended: std::array::from_fn(|_| OnceLock::new()),
+            messages_sent: metrics::counter!(names::MESSAGES_SENT, &labels),
+            messages_received: metrics::counter!(names::MESSAGES_RECEIVED, &labels),
+            size_sent: metrics::histogram!(names::MESSAGE_SIZE, &directed("sent")),
+            size_received: metrics::histogram!(names::MESSAGE_SIZE, &directed("received")),
+            duration: metrics::histogram!(names::STREAM_DURATION, &with_kind),
+            stream_messages_sent: metrics::histogram!(names::STREAM_MESSAGES, &directed("sent")),
+            stream_messages_received: metrics::histogram!(names::STREAM_MESSAGES, &directed("received")),
+            stream_bytes_sent: metrics::histogram!(names::STREAM_BYTES, &directed("sent")),
+            stream_bytes_received: metrics::histogram!(names::STREAM_BYTES, &directed("received")),
+            service,
+            method,
+            kind,
+        }
+    }
+
+    fn ended(&self, code: Code) -> &Counter {
+        self.ended[code as usize].get_or_init(|| {
+            metrics::counter!(
+                names::STREAMS_ENDED,
+                "service" => self.service.clone(),
+                "method" => self.method.clone(),
+                "kind" => self.kind,
+                "code" => code_name(code),
+            )
+        })
+    }
+}
+
+/// One open stream.
+pub struct LiveStream {
+    /// Server-wide stream number, unique for the life of the process.
+    pub id: u64,
+    pub method: Arc<MethodEntry>,
+    pub connection: ConnectionId,
+    pub opened: Instant,
+    pub messages_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Whether this stream has series of its own on `/metrics`.
+    pub detailed: bool,
+    /// The faults drawn for the stream at its start.
+    faults: OnceLock<FaultSummary>,
+    metrics: Arc<MethodMetrics>,
+}
+
+impl LiveStream {
+    /// Records the faults drawn for the stream, for `/streams`.
+    pub fn set_faults(&self, faults: FaultSummary) {
+        let _ = self.faults.set(faults);
+    }
+
+    pub fn faults(&self) -> FaultSummary {
+        self.faults.get().copied().unwrap_or_default()
+    }
+}
+
+impl WireMeter for LiveStream {
+    fn sent(&self, bytes: usize) {
+        self.messages_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.metrics.messages_sent.increment(1);
+        self.metrics.size_sent.record(bytes as f64);
+    }
+
+    fn received(&self, bytes: usize) {
+        self.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.metrics.messages_received.increment(1);
+        self.metrics.size_received.record(bytes as f64);
+    }
+}
+
+/// Every open stream, by id, with server-wide counts.
+pub struct StreamRegistry {
+    shards: Box<[Mutex<HashMap<u64, Arc<LiveStream>>>]>,
+    methods: HashMap<String, Arc<MethodMetrics>>,
+    started: AtomicU64,
+    active: AtomicUsize,
+    /// Streams with series of their own, at most `max_detailed` at once.
+    detailed: AtomicUsize,
+    max_detailed: usize,
+}
+
+impl StreamRegistry {
+    /// Registers the metric handles of every method in `catalog`; up to `max_detailed` live
+    /// streams get series of their own.
+    pub fn new(catalog: &MethodCatalog, max_detailed: usize) -> Self {
+        let methods = catalog
+            .methods()
+            .map(|entry| (entry.path.clone(), Arc::new(MethodMetrics::new(entry))))
+            .collect();
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            methods,
+            started: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            detailed: AtomicUsize::new(0),
+            max_detailed,
+        }
+    }
+
+    /// Opens a stream of `method` on `connection`; it stays listed until the guard is dropped.
+    pub fn open(self: &Arc<Self>, method: Arc<MethodEntry>, connection: &ConnectionContext) -> StreamGuard {
+        let id = self.started.fetch_add(1, Ordering::Relaxed) + 1;
+        let metrics = match self.methods.get(&method.path) {
+            Some(metrics) => metrics.clone(),
+            None => Arc::new(MethodMetrics::new(&method)),
+        };
+        metrics.started.increment(1);
+        metrics.active.increment(1.0);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        connection.stats.streams_opened.fetch_add(1, Ordering::Relaxed);
+        connection.stats.streams_active.fetch_add(1, Ordering::Relaxed);
+        let detailed = self.max_detailed > 0
+            && self
+                .detailed
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < self.max_detailed).then_some(n + 1)
+                })
+                .is_ok();
+        let stream = Arc::new(LiveStream {
+            id,
+            method,
+            connection: connection.id,
+            opened: Instant::now(),
+            messages_sent: AtomicU64::new(0),
+            messages_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            detailed,
+            faults: OnceLock::new(),
+            metrics,
+        });
+        self.shard(id).insert(id, stream.clone());
+        StreamGuard { stream, registry: self.clone(), connection: connection.clone(), outcome: None }
+    }
+
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<LiveStream>>> {
+        self.shards[id as usize % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Streams started since the server began.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Streams open now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Open streams, oldest first; with `detailed_only`, only those with series of their own.
+    pub fn list(&self, detailed_only: bool) -> Vec<Arc<LiveStream>> {
+        let mut streams: Vec<_> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                shard.values().filter(|stream| stream.detailed || !detailed_only).cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        streams.sort_unstable_by_key(|stream| stream.id);
+        streams
+    }
+}
+
+/// Keeps a stream listed while it runs; records how it ended when dropped. A stream dropped
+/// without [`StreamGuard::finish`] ended without a status: the client cancelled, the stream was
+/// reset, or its connection was lost — counted as `CANCELLED`.
+pub struct StreamGuard {
+    stream: Arc<LiveStream>,
+    registry: Arc<StreamRegistry>,
+    connection: ConnectionContext,
+    outcome: Option<Code>,
+}
+
+impl StreamGuard {
+    pub fn stream(&self) -> &Arc<LiveStream> {
+        &self.stream
+    }
+
+    /// Records the status the stream ended with (`OK` when it completed).
+    pub fn finish(&mut self, code: Code) {
+        self.outcome.get_or_insert(code);
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let stream = &self.stream;
+        let metrics = &stream.metrics;
+        metrics.ended(self.outcome.unwrap_or(Code::Cancelled)).increment(1);
+        metrics.active.decrement(1.0);
+        metrics.duration.record(stream.opened.elapsed().as_secs_f64());
+        metrics.stream_messages_sent.record(stream.messages_sent.load(Ordering::Relaxed) as f64);
+        metrics.stream_messages_received.record(stream.messages_received.load(Ordering::Relaxed) as f64);
+        metrics.stream_bytes_sent.record(stream.bytes_sent.load(Ordering::Relaxed) as f64);
+        metrics.stream_bytes_received.record(stream.bytes_received.load(Ordering::Relaxed) as f64);
+        self.registry.shard(stream.id).remove(&stream.id);
+        if stream.detailed {
+            self.registry.detailed.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.registry.active.fetch_sub(1, Ordering::Relaxed);
+        self.connection.stats.streams_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
