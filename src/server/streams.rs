@@ -24,6 +24,9 @@ use crate::telemetry::names;
 /// contend.
 const SHARDS: usize = 32;
 
+/// One lock's share of the live streams.
+type Shard = Mutex<HashMap<u64, Arc<LiveStream>>>;
+
 /// Metric handles for one method.
 struct MethodMetrics {
     service: String,
@@ -133,7 +136,7 @@ impl WireMeter for LiveStream {
 
 /// Every open stream, by id, with server-wide counts.
 pub struct StreamRegistry {
-    shards: Box<[Mutex<HashMap<u64, Arc<LiveStream>>>]>,
+    shards: Box<[Shard]>,
     methods: HashMap<String, Arc<MethodMetrics>>,
     started: AtomicU64,
     active: AtomicUsize,

@@ -48,13 +48,16 @@ fn describe(stream: &LiveStream) -> Value {
     })
 }
 
+/// A per-stream gauge: its name, help text, and how to read it from a stream.
+type StreamGauge = (&'static str, &'static str, fn(&LiveStream) -> f64);
+
 /// Appends the per-stream series (gauges labelled by stream id) to a `/metrics` page.
 pub fn render_series(streams: &StreamRegistry, out: &mut String) {
     let detailed = streams.list(true);
     if detailed.is_empty() {
         return;
     }
-    let families: [(&str, &str, fn(&LiveStream) -> f64); 3] = [
+    let families: [StreamGauge; 3] = [
         (names::STREAM_MESSAGES_SENT_BY_STREAM, "Messages sent on this stream so far.", |stream| {
             stream.messages_sent.load(Ordering::Relaxed) as f64
         }),
