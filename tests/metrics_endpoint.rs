@@ -35,6 +35,13 @@ fn subscribe(pool: &DescriptorPool) -> Vec<streamstorm::proto::OutboundMessage> 
     vec![common::json_message(pool, "myapp.SubscribeRequest", serde_json::json!({"topics": ["a"]}))]
 }
 
+/// A server whose Subscribe streams send `messages` spaced by `interval` and never fail.
+async fn serve_long_streams(dir: &std::path::Path, messages: &str, interval: &str) -> common::ServeProcess {
+    let profile = write_profile(dir, &PROFILE.replace("after_messages: 3", "after_messages: 1000"));
+    let args = ["--profile", common::path_str(&profile), "--default-stream-messages", messages];
+    common::spawn_serve_process(&[&args[..], &["--default-stream-interval", interval]].concat(), &[]).await
+}
+
 #[tokio::test]
 async fn counters_reconcile_with_what_the_client_saw() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,19 +113,7 @@ async fn counters_reconcile_with_what_the_client_saw() {
 #[tokio::test]
 async fn live_streams_are_listed_and_only_the_first_few_get_series() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &PROFILE.replace("after_messages: 3", "after_messages: 1000"));
-    let server = common::spawn_serve_process(
-        &[
-            "--profile",
-            common::path_str(&profile),
-            "--default-stream-messages",
-            "1000",
-            "--default-stream-interval",
-            "100ms",
-        ],
-        &[],
-    )
-    .await;
+    let server = serve_long_streams(dir.path(), "1000", "100ms").await;
     let pool = common::example_pool();
     let channel = common::connect(server.addr).await;
     let subscribe_type = common::message_type(&pool, "myapp.Notification");
@@ -173,19 +168,7 @@ async fn live_streams_are_listed_and_only_the_first_few_get_series() {
 #[tokio::test]
 async fn the_metrics_page_stays_small_with_many_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &PROFILE.replace("after_messages: 3", "after_messages: 1000"));
-    let server = common::spawn_serve_process(
-        &[
-            "--profile",
-            common::path_str(&profile),
-            "--default-stream-messages",
-            "2",
-            "--default-stream-interval",
-            "60s",
-        ],
-        &[],
-    )
-    .await;
+    let server = serve_long_streams(dir.path(), "2", "60s").await;
     let pool = common::example_pool();
     let subscribe_type = common::message_type(&pool, "myapp.Notification");
     let mut opened = Vec::new();
