@@ -304,7 +304,8 @@ fn resolve(plan: &FaultPlan, phase: Option<&Phase>, service: &str, method: &str)
 }
 
 impl StreamFaults {
-    fn none(rng: StdRng) -> Self {
+    /// No faults at all; `rng` draws any latency added later (by stream limits).
+    pub fn none(rng: StdRng) -> Self {
         Self {
             abort: None,
             first_message_latency: None,

@@ -23,8 +23,8 @@ use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder, stream_r
 use super::connection::{ConnectionContext, ConnectionRegistry};
 use super::limits::StreamLimits;
 use super::streams::{StreamGuard, StreamRegistry};
-use crate::chaos::ChaosEngine;
 use crate::chaos::inject::{FaultTargets, ResettableBody, StreamControl, inject};
+use crate::chaos::{ChaosEngine, FaultTally, StreamFaults};
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
 
 /// Distinguishes the limits' latency draws from other per-stream draws.
@@ -44,6 +44,8 @@ struct DynamicShared {
     seed: u64,
     streams: Arc<StreamRegistry>,
     chaos: Option<Arc<ChaosEngine>>,
+    /// Counts injected faults and limit endings: the chaos engine's tally, or the server's own.
+    tally: Arc<FaultTally>,
     connections: Arc<ConnectionRegistry>,
 }
 
@@ -63,6 +65,7 @@ impl DynamicService {
             seed: settings.seed,
             streams,
             chaos: settings.chaos.clone(),
+            tally: settings.chaos.as_ref().map(|chaos| chaos.tally().clone()).unwrap_or_default(),
             connections,
         };
         Self { shared: Arc::new(shared) }
@@ -127,34 +130,29 @@ impl DynamicShared {
     ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
         let (metadata, _extensions, messages) = request.into_parts();
         let stream_id = stream.stream().id;
-        let faults = self.chaos.as_ref().map(|chaos| chaos.draw(&method, stream_id, &metadata));
-        if let Some(faults) = &faults {
-            stream.stream().set_faults(faults.summary());
-        }
-        if let (Some(chaos), Some((kind, abort))) =
-            (&self.chaos, faults.as_ref().and_then(|faults| faults.abort.clone()))
-        {
-            chaos.tally().record(kind, Some(abort.code()), stream_id);
+        let mut faults = match &self.chaos {
+            Some(chaos) => chaos.draw(&method, stream_id, &metadata),
+            None => StreamFaults::none(stream_rng(self.seed, stream_id, LIMITS_RNG)),
+        };
+        self.limits.bound(&mut faults);
+        stream.stream().set_faults(faults.summary());
+        if let Some((kind, abort)) = faults.abort.clone() {
+            self.tally.record(kind, Some(abort.code()), stream_id);
             stream.finish(abort.code());
             return Box::pin(futures::future::ready(Err(abort)));
         }
-        let inbound_cap = self.chaos.as_ref().zip(faults.as_ref()).and_then(|(chaos, faults)| {
-            faults.inbound_cap.map(|max| InboundCap { max, tally: chaos.tally().clone(), stream_id })
-        });
+        let inbound_cap =
+            faults.inbound_cap.map(|max| InboundCap { max, tally: self.tally.clone(), stream_id });
         let inbound = Inbound::new(messages).with_cap(inbound_cap);
-        let injection = self.chaos.as_ref().zip(faults).map(|(chaos, faults)| {
-            let targets = FaultTargets {
-                stream_id,
-                control,
-                connection: connection.clone(),
-                registry: self.connections.clone(),
-                tally: chaos.tally().clone(),
-            };
-            (faults, targets)
-        });
+        let targets = FaultTargets {
+            stream_id,
+            control,
+            connection: connection.clone(),
+            registry: self.connections.clone(),
+            tally: self.tally.clone(),
+        };
         let call = Call { method, connection, stream_id, metadata, inbound };
         let responding = self.responder.respond(call);
-        let rng = stream_rng(self.seed, stream_id, LIMITS_RNG);
         Box::pin(async move {
             let response = match responding.await {
                 Ok(response) => response,
@@ -164,10 +162,7 @@ impl DynamicShared {
                 }
             };
             Ok(response.map(|messages| {
-                let mut messages = self.limits.apply(messages, rng);
-                if let Some((faults, targets)) = injection {
-                    messages = inject(messages, faults, targets);
-                }
+                let messages = inject(messages, faults, targets);
                 Box::pin(TrackedOutbound { messages, stream }) as OutboundStream
             }))
         })

@@ -1,18 +1,15 @@
 //! Limits every stream obeys whatever answers it: a lifetime after which it ends with
 //! `DEADLINE_EXCEEDED`, a cap on the messages it sends (then it ends OK), and a latency drawn
 //! uniformly from a range before each message. They come from the environment (our names and
-//! MockForge's) when no profile says otherwise.
+//! MockForge's) when no profile says otherwise, and bound the faults drawn for each stream, so
+//! one injector enforces both.
 
 use std::time::Duration;
 
-use async_stream::try_stream;
-use futures::StreamExt;
-use rand::Rng;
-use rand::rngs::StdRng;
-use tokio::time::Instant;
-use tonic::Status;
+use tonic::Code;
 
-use super::call::OutboundStream;
+use crate::chaos::StreamFaults;
+use crate::chaos::plan::{Distribution, MessageCap, StreamTimeout};
 use crate::diagnostic::{Problem, Problems};
 
 /// Per-stream limits; the default limits nothing.
@@ -73,47 +70,26 @@ impl StreamLimits {
         problems.into_result(Self { stream_timeout, max_stream_messages, latency, stream_buffer_bytes })
     }
 
-    fn limits_messages(&self) -> bool {
-        self.stream_timeout.is_some() || self.max_stream_messages.is_some() || self.latency.is_some()
-    }
-
-    /// `messages` under these limits; `rng` draws the latencies.
-    pub fn apply(&self, messages: OutboundStream, mut rng: StdRng) -> OutboundStream {
-        if !self.limits_messages() {
-            return messages;
+    /// Holds `faults` within these limits: the shorter timeout and the smaller message cap win,
+    /// and the limits' latency applies when the chaos plan sets none. The fault injector then
+    /// enforces both, and counts limit endings under the same kinds (`timeout`, `cap`).
+    pub fn bound(&self, faults: &mut StreamFaults) {
+        if let Some(after) = self.stream_timeout
+            && faults.stream_timeout.is_none_or(|timeout| after < timeout.after)
+        {
+            faults.stream_timeout = Some(StreamTimeout { after, code: Code::DeadlineExceeded });
         }
-        let limits = self.clone();
-        let deadline = limits.stream_timeout.map(|timeout| Instant::now() + timeout);
-        Box::pin(try_stream! {
-            let mut messages = messages;
-            let mut sent = 0u64;
-            while limits.max_stream_messages.is_none_or(|max| sent < max) {
-                let next = match deadline {
-                    Some(deadline) => match tokio::time::timeout_at(deadline, messages.next()).await {
-                        Ok(next) => next,
-                        Err(_) => Err(timed_out(&limits))?,
-                    },
-                    None => messages.next().await,
-                };
-                let Some(message) = next else { break };
-                let message = message?;
-                if let Some((min, max)) = limits.latency {
-                    let wait = rng.random_range(min..=max);
-                    if deadline.is_some_and(|deadline| Instant::now() + wait >= deadline) {
-                        Err(timed_out(&limits))?;
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-                yield message;
-                sent += 1;
-            }
-        })
+        if let Some(max) = self.max_stream_messages
+            && faults.message_cap.is_none_or(|cap| max < cap.max)
+        {
+            faults.message_cap = Some(MessageCap { max, code: Code::Ok });
+        }
+        if let Some((min, max)) = self.latency
+            && faults.per_message_latency.is_none()
+        {
+            faults.per_message_latency = Some(Distribution::Uniform(min, max));
+        }
     }
-}
-
-fn timed_out(limits: &StreamLimits) -> Status {
-    let timeout = limits.stream_timeout.unwrap_or_default();
-    Status::deadline_exceeded(format!("stream timeout of {} ms reached", timeout.as_millis()))
 }
 
 #[cfg(test)]
