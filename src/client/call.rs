@@ -20,7 +20,7 @@ use tracing::debug;
 
 use super::outcome::{CallEnd, failure};
 use super::scenario::{Scenario, sequence, timestamp};
-use super::stats::{Batch, Sample};
+use super::stats::{Batch, Collector, Sample};
 use crate::proto::{CallKind, DynamicCodec, OutboundMessage};
 
 /// What a slot keeps from one call to the next.
@@ -43,6 +43,9 @@ pub struct CallSetup {
     pub run_started: Instant,
     /// Fires when the run ends and open calls are cut.
     pub cut: CancellationToken,
+    /// Where the slot's batch goes, and into which shard.
+    pub collector: Arc<Collector>,
+    pub shard: usize,
 }
 
 /// How a call went.
@@ -96,6 +99,7 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
                     reader.on_message(&message, state, batch);
+                    setup.collector.flush(setup.shard, batch, false);
                     if scenario.kind == CallKind::BidiStreaming {
                         replies.add_permits(1);
                     }
@@ -140,6 +144,9 @@ fn finish(
             batch.counts.calls_failed += 1;
             if let Some(code) = code {
                 batch.counts.errors[code as usize] += 1;
+                if disconnect.is_none() {
+                    batch.counts.status_errors[code as usize] += 1;
+                }
                 metrics.errors_by_code[code as usize].increment(1);
                 metrics.ended[code as usize].increment(1);
             }

@@ -82,6 +82,8 @@ pub async fn run_slot(slot: Slot, shared: Arc<RunShared>) {
             seed: rng.random(),
             run_started: shared.started,
             cut: shared.cut.clone(),
+            collector: shared.collector.clone(),
+            shard,
         };
         let result = run_call(setup, &mut state, &mut batch).await;
         shared.collector.active.fetch_sub(1, Ordering::Relaxed);

@@ -71,7 +71,11 @@ pub struct Counts {
     pub reconnects: u64,
     pub given_up: u64,
     pub missed_messages: u64,
+    /// Failed calls by status code.
     pub errors: [u64; CODES],
+    /// Failed calls by status code, only those with no disconnect under them: what the
+    /// server's status faults (abort, fail, timeout, rate limit, caps) account for.
+    pub status_errors: [u64; CODES],
     pub disconnects: [u64; 4],
 }
 
@@ -87,6 +91,9 @@ impl Counts {
         self.given_up += other.given_up;
         self.missed_messages += other.missed_messages;
         for (sum, add) in self.errors.iter_mut().zip(other.errors) {
+            *sum += add;
+        }
+        for (sum, add) in self.status_errors.iter_mut().zip(other.status_errors) {
             *sum += add;
         }
         for (sum, add) in self.disconnects.iter_mut().zip(other.disconnects) {
@@ -225,6 +232,18 @@ impl Collector {
             }
         }
         merged
+    }
+
+    /// Every scenario's counts so far (cheap: no histograms are copied).
+    pub fn counts(&self) -> Counts {
+        let mut total = Counts::default();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for stats in &shard.scenarios {
+                total.add(&stats.counts);
+            }
+        }
+        total
     }
 
     /// The latency recorded since the last call, merged over the shards, which start afresh.
