@@ -40,7 +40,7 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Failed calls by disconnect kind (reset, goaway, transport, idle_timeout).
     pub disconnects: BTreeMap<String, u64>,
-    /// Failed calls over finished calls.
+    /// Failed calls over every call attempt (calls still open at the end count as not failed).
     pub error_rate: f64,
     pub reconnects: u64,
     pub latency_ms: Percentiles,
@@ -173,10 +173,9 @@ fn message_counts(counts: &Counts, elapsed: Duration) -> MessageCounts {
     }
 }
 
-/// Failed calls over calls that finished (completed or failed).
+/// Failed calls over every call attempt; a stream still healthy at the end is no failure.
 pub fn error_rate(counts: &Counts) -> f64 {
-    let finished = counts.calls_completed + counts.calls_failed;
-    if finished == 0 { 0.0 } else { counts.calls_failed as f64 / finished as f64 }
+    if counts.calls_started == 0 { 0.0 } else { counts.calls_failed as f64 / counts.calls_started as f64 }
 }
 
 impl Report {
