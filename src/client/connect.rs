@@ -69,18 +69,31 @@ pub async fn pool_from_reflection(
         _ => Vec::new(),
     };
     let mut files: Vec<FileDescriptorProto> = Vec::new();
-    for service in services.iter().filter(|name| !name.starts_with("grpc.")) {
-        let answer =
-            ask(&mut client, MessageRequest::FileContainingSymbol(service.clone())).await.map_err(fail)?;
-        if let MessageResponse::FileDescriptorResponse(response) = answer {
-            for bytes in response.file_descriptor_proto {
-                let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|error| {
-                    ConnectError::Descriptors { target: target.to_owned(), reason: error.to_string() }
-                })?;
-                if !files.iter().any(|known| known.name == file.name) {
-                    files.push(file);
+    let mut requests: Vec<MessageRequest> = services
+        .iter()
+        .filter(|name| !name.starts_with("grpc."))
+        .map(|service| MessageRequest::FileContainingSymbol(service.clone()))
+        .collect();
+    // Servers may answer with the file alone: ask for each import not yet seen by name.
+    while let Some(request) = requests.pop() {
+        let answer = ask(&mut client, request).await.map_err(fail)?;
+        let MessageResponse::FileDescriptorResponse(response) = answer else { continue };
+        for bytes in response.file_descriptor_proto {
+            let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|error| {
+                ConnectError::Descriptors { target: target.to_owned(), reason: error.to_string() }
+            })?;
+            if files.iter().any(|known| known.name == file.name) {
+                continue;
+            }
+            for dependency in &file.dependency {
+                let pending = requests.iter().any(
+                    |request| matches!(request, MessageRequest::FileByFilename(name) if name == dependency),
+                );
+                if !pending && !files.iter().any(|known| known.name.as_deref() == Some(dependency.as_str())) {
+                    requests.push(MessageRequest::FileByFilename(dependency.clone()));
                 }
             }
+            files.push(file);
         }
     }
     let mut pool = DescriptorPool::new();
