@@ -73,7 +73,8 @@ fn validate(root: &Value, schema: &Value, value: &Value, at: &str, problems: &mu
         }
         for (key, item) in object {
             let path = format!("{at}/{key}");
-            match (properties.and_then(|properties| properties.get(key)), schema.get("additionalProperties")) {
+            match (properties.and_then(|properties| properties.get(key)), schema.get("additionalProperties"))
+            {
                 (Some(property), _) => validate(root, property, item, &path, problems),
                 (None, Some(Value::Bool(false))) => problems.push(format!("{path}: not in the schema")),
                 (None, Some(extra)) if extra.is_object() => validate(root, extra, item, &path, problems),
@@ -98,7 +99,8 @@ fn problems(schema: &Value, report: &Value) -> Vec<String> {
 async fn the_report_matches_the_committed_schema() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("schemas/report.schema.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root.join("schemas/report.schema.json")).unwrap())
+            .unwrap();
     let args = SimulateArgs {
         duration: Some(Duration::from_secs(2)),
         ..SimulateArgs::for_profile(root.join("profiles/flaky.yaml"))
@@ -106,7 +108,9 @@ async fn the_report_matches_the_committed_schema() {
     let report = serde_json::to_value(run_simulation(&args, ProgressMode::Quiet).await.unwrap()).unwrap();
     assert_eq!(problems(&schema, &report), Vec::<String>::new());
     // The design's keys, by name.
-    for pointer in ["/duration_s", "/streams/opened", "/messages/sent", "/errors", "/reconnects", "/latency_ms/p999"] {
+    for pointer in
+        ["/duration_s", "/streams/opened", "/messages/sent", "/errors", "/reconnects", "/latency_ms/p999"]
+    {
         assert!(report.pointer(pointer).is_some(), "{pointer}");
     }
     assert!(report.pointer("/thresholds/passed").unwrap().is_boolean());

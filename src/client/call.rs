@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracing::debug;
 
+use super::codec::ReplyCodec;
 use super::outcome::{CallEnd, failure};
 use super::scenario::{Scenario, sequence, timestamp};
 use super::stats::{Batch, Collector, Sample};
-use crate::proto::{CallKind, DynamicCodec, OutboundMessage};
+use crate::proto::{CallKind, OutboundMessage};
 
 /// What a slot keeps from one call to the next.
 #[derive(Debug, Default)]
@@ -69,7 +70,7 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
     let sent = Arc::new(AtomicU64::new(0));
     let outbound = outbound(&setup, send_times.clone(), replies.clone(), sent.clone(), stop_sending.clone());
     let mut grpc = tonic::client::Grpc::new(setup.channel.clone());
-    let codec = DynamicCodec::for_client(scenario.response_type.clone());
+    let codec = ReplyCodec::new(scenario.response_type.clone());
     let spec = &scenario.spec;
     let far = started + Duration::from_secs(86_400 * 365);
     let lifetime_end = spec.stream_lifetime.map_or(far, |lifetime| started + lifetime);
@@ -98,8 +99,9 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
             biased;
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    reader.on_message(&message, state, batch);
-                    setup.collector.flush(setup.shard, batch, false);
+                    let now = Instant::now();
+                    reader.on_message(message, now, state, batch);
+                    setup.collector.flush_at(setup.shard, batch, now.into_std());
                     if scenario.kind == CallKind::BidiStreaming {
                         replies.add_permits(1);
                     }
@@ -176,13 +178,7 @@ struct ReplyReader<'a> {
 }
 
 impl ReplyReader<'_> {
-    fn on_message(
-        &mut self,
-        message: &prost_reflect::DynamicMessage,
-        state: &mut SlotState,
-        batch: &mut Batch,
-    ) {
-        let now = Instant::now();
+    fn on_message(&mut self, reply: bytes::Bytes, now: Instant, state: &mut SlotState, batch: &mut Batch) {
         let metrics = &self.scenario.metrics;
         self.received += 1;
         batch.counts.messages_received += 1;
@@ -197,13 +193,12 @@ impl ReplyReader<'_> {
                 metrics.recovery.record(recovery.as_secs_f64());
             }
         }
-        let sent_at = {
-            let mut times = self.send_times.lock().unwrap_or_else(|e| e.into_inner());
-            match self.scenario.kind {
-                CallKind::BidiStreaming => times.pop_front(),
-                CallKind::ClientStreaming => times.back().copied(),
-                _ => None,
+        let sent_at = match self.scenario.kind {
+            CallKind::BidiStreaming => self.send_times.lock().unwrap_or_else(|e| e.into_inner()).pop_front(),
+            CallKind::ClientStreaming => {
+                self.send_times.lock().unwrap_or_else(|e| e.into_inner()).back().copied()
             }
+            _ => None,
         };
         let latency = match self.scenario.kind {
             CallKind::ServerStreaming => self.previous.map(|previous| now - previous),
@@ -215,6 +210,18 @@ impl ReplyReader<'_> {
             metrics.latency.record(latency.as_secs_f64());
         }
         self.previous = Some(now);
+        if self.scenario.timestamp_field.is_none() && self.scenario.sequence_field.is_none() {
+            return;
+        }
+        let message = match prost_reflect::DynamicMessage::decode(self.scenario.response_type.clone(), reply)
+        {
+            Ok(message) => message,
+            Err(error) => {
+                debug!(%error, "A reply did not decode; its fields are not read.");
+                return;
+            }
+        };
+        let message = &message;
         if let Some(field) = &self.scenario.timestamp_field {
             let age = timestamp(message, field).and_then(|at| SystemTime::now().duration_since(at).ok());
             if let Some(age) = age {

@@ -7,6 +7,7 @@
 //! printing and judging the results is [`crate::report`]'s.
 
 pub mod call;
+pub mod codec;
 pub mod connect;
 pub mod metrics;
 pub mod outcome;

@@ -201,9 +201,19 @@ impl Collector {
     /// Moves `batch` into shard `shard` when it is due (or `force`).
     pub fn flush(&self, shard: usize, batch: &mut Batch, force: bool) {
         let now = Instant::now();
-        if !force && !batch.due(now) {
-            return;
+        if force || batch.due(now) {
+            self.flush_now(shard, batch, now);
         }
+    }
+
+    /// As [`Collector::flush`] when due, with the time the caller already read.
+    pub fn flush_at(&self, shard: usize, batch: &mut Batch, now: Instant) {
+        if batch.due(now) {
+            self.flush_now(shard, batch, now);
+        }
+    }
+
+    fn flush_now(&self, shard: usize, batch: &mut Batch, now: Instant) {
         batch.last_flush = now;
         let mut shard = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|e| e.into_inner());
         let shard = &mut *shard;
