@@ -155,7 +155,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 
 /// Where the simulation sends its traffic.
 enum Driven {
-    Embedded { server: crate::cli::AssembledServer },
+    Embedded { server: Box<crate::cli::AssembledServer> },
     Target { address: String, catalog: Arc<MethodCatalog> },
 }
 
@@ -170,7 +170,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         LoadTarget::Address(address) => Some(address.clone()),
     });
     let driven = match target {
-        None => Driven::Embedded { server: embedded_server(args, &profile, &plan, seed).await? },
+        None => Driven::Embedded { server: Box::new(embedded_server(args, &profile, &plan, seed).await?) },
         Some(address) => {
             let catalog = target_catalog(args, &profile, &plan, &address).await?;
             Driven::Target { address, catalog: Arc::new(catalog) }

@@ -13,6 +13,9 @@ const RIGHT: f64 = 70.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 
+/// A line: its name, colour, the value it plots and the top of its axis.
+type Series<'a> = (&'a str, &'a str, &'a dyn Fn(&TimelinePoint) -> f64, f64);
+
 /// The SVG text for `timeline`, titled `title`.
 pub fn latency_svg(timeline: &[TimelinePoint], title: &str) -> String {
     let plot_width = WIDTH - LEFT - RIGHT;
@@ -59,7 +62,7 @@ pub fn latency_svg(timeline: &[TimelinePoint], title: &str) -> String {
             HEIGHT - BOTTOM + 18.0
         );
     }
-    let series: [(&str, &str, &dyn Fn(&TimelinePoint) -> f64, f64); 4] = [
+    let series: [Series<'_>; 4] = [
         ("msg/s", "#9ecae1", &|point| point.messages_per_second, top_rate),
         ("max", "#fdae6b", &|point| point.max_ms, top_ms),
         ("p99", "#e6550d", &|point| point.p99_ms, top_ms),
