@@ -11,6 +11,10 @@
 //! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
 //!   state — played against a call.
 //! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
+//! - [`client`]: the built-in load client — scenarios resolved against the protos, stream
+//!   slots with ramps and reconnect policy, calls of every kind, sharded HdrHistogram stats.
+//! - [`report`]: the simulator's results — summary tables, JSON report, thresholds, live
+//!   progress and the latency-over-time plot.
 //! - [`chaos`]: the fault plan, the faults drawn for each stream, and their injection.
 //! - [`telemetry`]: Prometheus metrics (names, recording, exporter) and the HTTP listener
 //!   for `/metrics`, `/streams` and the admin endpoint.
@@ -24,10 +28,12 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod diagnostic;
 pub mod document;
 pub mod proto;
+pub mod report;
 pub mod script;
 pub mod server;
 pub mod stub;

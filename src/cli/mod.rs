@@ -1,7 +1,9 @@
 //! The command line: flags parsed into typed settings at the edge, then handed to the library.
-//! Exit codes: 0 success, 2 invalid input, 1 reserved for failed `simulate` thresholds.
+//! Exit codes: 0 success, 2 invalid input, 1 failed `simulate` thresholds, 3 a `simulate` run
+//! that could not be carried out.
 
 mod serve;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ use crate::diagnostic::Problems;
 use crate::validate;
 
 pub use serve::{AssembleError, AssembledServer, DefaultMode, ServeArgs, assemble};
+pub use simulate::{EXIT_RUN_FAILED, EXIT_THRESHOLDS_FAILED, SimulateArgs, SimulateError, run_simulation};
 
 /// Exit code for invalid input (CLI, protos, stubs, scripts, profile).
 pub const EXIT_INVALID_INPUT: u8 = 2;
@@ -31,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve every service of the given protos as a mock gRPC server.
     Serve(ServeArgs),
+    /// Drive the profile's server (started in-process) or --target with the load client;
+    /// show progress, report, and exit 1 when thresholds fail.
+    Simulate(SimulateArgs),
     /// Check protos, stubs, scripts and profiles; report every error with file:line:col; start nothing.
     Validate(ValidateArgs),
 }
@@ -49,6 +55,7 @@ pub struct ValidateArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await,
+        Command::Simulate(args) => simulate::simulate(args).await,
         Command::Validate(args) => Ok(validate_files(&args)),
     }
 }

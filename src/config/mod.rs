@@ -6,11 +6,12 @@
 //!
 //! This module owns the profile's syntax and meaning on its own. Checking it against the
 //! protos (do the methods its rules name exist?) is [`check_methods`], called once they are
-//! loaded; the `load` section is kept as written for the load client to read.
+//! loaded; the `load` section is kept as written and compiled by [`load::compile_load`].
 
 mod details;
 mod draws;
 mod faults;
+pub mod load;
 mod profile;
 pub mod protocol;
 mod reader;

@@ -1,0 +1,286 @@
+//! `streamstorm simulate`: the profile's server started in-process on a free loopback port
+//! (or `--target` a running server), driven by the load client with live progress, then the
+//! report printed, written (`--report`, `--plot`) and judged by the thresholds.
+//! Exit codes: 0 passed, 1 thresholds failed, 2 invalid input, 3 the run itself failed.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::serve::{AssembleError, ServeArgs, assemble};
+use super::{cancel_on_signal, report_problems};
+use crate::client::{self, LoadSettings, channels, compile_scenarios, pool_from_reflection};
+use crate::config::load::{DEFAULT_DURATION, LoadPlan, LoadTarget, compile_load};
+use crate::config::{Profile, load_profile};
+use crate::diagnostic::{Problem, Problems};
+use crate::proto::{MethodCatalog, load_pool};
+use crate::report::progress::{Progress, ProgressMode, default_interval};
+use crate::report::{Report, ReportInputs, plot, print};
+use crate::server::introspection::BUILTIN_SERVICE_PREFIXES;
+
+/// Exit code when the thresholds fail.
+pub const EXIT_THRESHOLDS_FAILED: u8 = 1;
+/// Exit code when the run could not be carried out (a port in use, an unreachable target).
+pub const EXIT_RUN_FAILED: u8 = 3;
+/// How long calls open when the duration ends may finish by themselves before they are cut.
+const DRAIN: Duration = Duration::from_millis(500);
+/// How long the embedded server lets connections close after the run.
+const EMBEDDED_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// The profile (YAML): server inputs, chaos, and the `load` section to drive.
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Drive a running server at host:port instead of the profile's server in-process.
+    #[arg(long, value_name = "ADDR")]
+    pub target: Option<String>,
+    /// How long to drive the load (e.g. 20s, 2m); overrides load.duration [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Write a latency-over-time plot (SVG) here.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Where Prometheus scrapes the client's (and the embedded server's) metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seed for the chaos draws, jitter, think times and templates.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print only the final report.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Protos for `--target` (otherwise the profile's server.protos, otherwise reflection).
+    #[arg(long = "protos", value_name = "PATH")]
+    pub protos: Vec<PathBuf>,
+    /// Extra directories to resolve imports against.
+    #[arg(long = "import-path", value_name = "DIR")]
+    pub import_paths: Vec<PathBuf>,
+    /// Address for the embedded server [default: the profile's server.listen, else a free
+    /// loopback port].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl SimulateArgs {
+    /// The flags for `profile`, nothing else set.
+    pub fn for_profile(profile: impl Into<PathBuf>) -> Self {
+        Self {
+            profile: profile.into(),
+            target: None,
+            duration: None,
+            report: None,
+            plot: None,
+            metrics_listen: None,
+            seed: None,
+            quiet: true,
+            protos: Vec::new(),
+            import_paths: Vec::new(),
+            listen: None,
+        }
+    }
+}
+
+/// Why a simulation did not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// The inputs are wrong (exit code 2).
+    #[error("{0}")]
+    Invalid(Problems),
+    /// The run could not be carried out (exit code 3).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<Problems> for SimulateError {
+    fn from(problems: Problems) -> Self {
+        Self::Invalid(problems)
+    }
+}
+
+impl From<AssembleError> for SimulateError {
+    fn from(error: AssembleError) -> Self {
+        match error {
+            AssembleError::Invalid(problems) => Self::Invalid(problems),
+            AssembleError::Failed(error) => Self::Failed(error.context(
+                "cannot start the embedded server (remove server.listen from the profile, or pass --listen 127.0.0.1:0, to use a free port)",
+            )),
+        }
+    }
+}
+
+/// `streamstorm simulate`: run, print, write, judge.
+pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        ProgressMode::Live
+    } else {
+        ProgressMode::Lines
+    };
+    let report = match run_simulation(&args, mode).await {
+        Ok(report) => report,
+        Err(SimulateError::Invalid(problems)) => return Ok(report_problems(&problems)),
+        Err(SimulateError::Failed(error)) => {
+            eprintln!("error: {error:#}");
+            return Ok(ExitCode::from(EXIT_RUN_FAILED));
+        }
+    };
+    println!("{}", print::summary(&report));
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("streamstorm simulate {} — latency over time", args.profile.display());
+        std::fs::write(path, plot::latency_svg(&report.timeline, &title))
+            .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })
+}
+
+/// Where the simulation sends its traffic.
+enum Driven {
+    Embedded { server: Box<crate::cli::AssembledServer> },
+    Target { address: String, catalog: Arc<MethodCatalog> },
+}
+
+/// Runs a whole simulation and returns its report; prints only progress (per `mode`).
+pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<Report, SimulateError> {
+    let profile = load_profile(&args.profile)?;
+    let plan = compile_load(&profile)?;
+    let seed = args.seed.unwrap_or(profile.chaos.seed);
+    let metrics_listen = args.metrics_listen.or(profile.metrics.listen);
+    let target = args.target.clone().or(match &plan.target {
+        LoadTarget::Embedded => None,
+        LoadTarget::Address(address) => Some(address.clone()),
+    });
+    let driven = match target {
+        None => Driven::Embedded { server: Box::new(embedded_server(args, &profile, &plan, seed).await?) },
+        Some(address) => {
+            let catalog = target_catalog(args, &profile, &plan, &address).await?;
+            Driven::Target { address, catalog: Arc::new(catalog) }
+        }
+    };
+    let (address, catalog_view) = match &driven {
+        Driven::Embedded { server } => {
+            (server.server.local_addr().to_string(), server.server.handle().catalog)
+        }
+        Driven::Target { address, catalog } => (address.clone(), catalog.clone()),
+    };
+    let scenarios = compile_scenarios(&plan, &profile.file, &catalog_view)?;
+    start_metrics_endpoint(metrics_listen);
+    let shutdown = CancellationToken::new();
+    let (server_task, chaos, target_name) = match driven {
+        Driven::Embedded { server } => {
+            let chaos = server.chaos.clone();
+            let task = tokio::spawn(server.run(shutdown.clone()));
+            (Some(task), chaos, format!("embedded ({address})"))
+        }
+        Driven::Target { .. } => (None, None, address.clone()),
+    };
+    info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
+    let channels = channels(&address, plan.connections, plan.connect_timeout).map_err(anyhow::Error::from)?;
+    let duration = args.duration.or(plan.duration).unwrap_or(if plan.calls.is_some() {
+        Duration::from_secs(86_400)
+    } else {
+        DEFAULT_DURATION
+    });
+    let settings = LoadSettings { duration, calls: plan.calls, seed, drain: DRAIN };
+    let run = client::start(&scenarios, &channels, &settings);
+    let interval = plan.progress_interval.unwrap_or_else(|| default_interval(duration));
+    let progress = Progress::spawn(run.collector(), run.started(), duration, interval, mode);
+    let signal = tokio::spawn(cancel_on_signal(run.stopper()));
+    let collector = run.collector();
+    let timing = run.finish(settings.drain).await;
+    signal.abort();
+    let timeline = progress.finish().await;
+    drop(channels);
+    let faults = chaos.as_ref().map(|engine| engine.tally().snapshot());
+    shutdown.cancel();
+    if let Some(task) = server_task {
+        task.await.context("the embedded server task failed")?.context("the embedded server failed")?;
+    }
+    let stats = collector.snapshot();
+    Ok(Report::build(ReportInputs {
+        scenarios: &scenarios,
+        stats: &stats,
+        elapsed: timing.elapsed,
+        target: target_name,
+        seed,
+        faults,
+        thresholds: &plan.thresholds,
+        timeline,
+    }))
+}
+
+/// The profile's server, bound to `--listen`, else the profile's `server.listen`, else a
+/// free loopback port, so two runs never collide.
+async fn embedded_server(
+    args: &SimulateArgs,
+    profile: &Profile,
+    plan: &LoadPlan,
+    seed: u64,
+) -> Result<crate::cli::AssembledServer, SimulateError> {
+    let listen =
+        args.listen.or(profile.server.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let serve = ServeArgs {
+        profile: Some(args.profile.clone()),
+        protos: args.protos.clone(),
+        import_paths: args.import_paths.clone(),
+        listen: Some(listen),
+        seed: Some(seed),
+        default_stream_messages: plan.embedded.stream_messages,
+        default_stream_interval: plan.embedded.stream_interval,
+        shutdown_grace: Some(EMBEDDED_SHUTDOWN_GRACE),
+        ..ServeArgs::default()
+    };
+    Ok(assemble(&serve, Some(profile)).await?)
+}
+
+/// The target's methods: from `--protos`, the profile's `server.protos`, or reflection.
+async fn target_catalog(
+    args: &SimulateArgs,
+    profile: &Profile,
+    plan: &LoadPlan,
+    address: &str,
+) -> Result<MethodCatalog, SimulateError> {
+    let protos = if args.protos.is_empty() { profile.server.protos.clone() } else { args.protos.clone() };
+    let pool = if protos.is_empty() {
+        pool_from_reflection(address, plan.connect_timeout).await.map_err(anyhow::Error::from)?
+    } else {
+        let mut import_paths = args.import_paths.clone();
+        import_paths.extend(profile.server.import_paths.clone());
+        load_pool(&protos, &import_paths)?
+    };
+    let catalog = MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES);
+    if catalog.is_empty() {
+        let why = format!("{address} offers no services to drive (pass --protos)");
+        return Err(Problems::from(Problem::in_file(&profile.file, why)).into());
+    }
+    Ok(catalog)
+}
+
+/// The one place the client's metrics endpoint starts. The client records through the
+/// `metrics` facade already; the Prometheus recorder and the `/metrics` listener shared with
+/// the embedded server belong to the telemetry module and are wired here at integration.
+/// Until then this only says which address would be served.
+fn start_metrics_endpoint(listen: Option<SocketAddr>) {
+    if let Some(listen) = listen {
+        info!(%listen, "Client metrics would be served here at /metrics (the telemetry listener is wired at integration).");
+    }
+}

@@ -1,0 +1,235 @@
+//! The simulator's results: the [`Report`] built from the load client's merged stats, the
+//! server's fault tally (when the server is embedded) and the thresholds; printed for people
+//! ([`print`]), written as JSON (`--report`, keys fixed by the design and checked against
+//! `schemas/report.schema.json`), drawn as a latency-over-time plot ([`plot`]). Live progress
+//! during the run is [`progress`].
+
+pub mod plot;
+pub mod print;
+pub mod progress;
+pub mod reconcile;
+pub mod thresholds;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::chaos::FaultCount;
+use crate::client::stats::{CODES, Counts};
+use crate::client::{DisconnectKind, Sample, Scenario, ScenarioStats};
+use crate::config::load::Threshold;
+use crate::proto::status::code_name;
+
+pub use progress::TimelinePoint;
+pub use reconcile::ServerFaults;
+pub use thresholds::{ThresholdOutcome, ThresholdsReport};
+
+/// Everything the run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Seconds during which calls were started.
+    pub duration_s: f64,
+    /// `embedded (127.0.0.1:PORT)` or the target address.
+    pub target: String,
+    pub seed: u64,
+    pub streams: StreamCounts,
+    pub messages: MessageCounts,
+    /// Failed calls by gRPC code name.
+    pub errors: BTreeMap<String, u64>,
+    /// Failed calls by disconnect kind (reset, goaway, transport, idle_timeout).
+    pub disconnects: BTreeMap<String, u64>,
+    /// Failed calls over every call attempt (calls still open at the end count as not failed).
+    pub error_rate: f64,
+    pub reconnects: u64,
+    pub latency_ms: Percentiles,
+    pub time_to_first_message_ms: Percentiles,
+    pub recovery_ms: Percentiles,
+    pub stream_duration_ms: Percentiles,
+    pub message_age_ms: Percentiles,
+    pub backoff_ms: Percentiles,
+    pub scenarios: Vec<ScenarioReport>,
+    /// Faults the embedded server injected, beside what the client saw; null for a target.
+    pub server_faults: Option<ServerFaults>,
+    pub thresholds: ThresholdsReport,
+    /// One point per progress interval.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// Call attempts: every attempt counts, reconnects included.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StreamCounts {
+    pub opened: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Still open when the run ended.
+    pub cut_at_end: u64,
+    /// Slots that stopped after `reconnect.max_attempts` consecutive failures.
+    pub given_up: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MessageCounts {
+    pub sent: u64,
+    pub received: u64,
+    /// Received per second over `duration_s`.
+    pub per_second: f64,
+    /// Sequence numbers skipped (only where a scenario names a `sequence_field`).
+    pub missed: u64,
+}
+
+/// Milliseconds at the usual percentiles.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            count: histogram.len(),
+            p50: ms(histogram.value_at_quantile(0.5)),
+            p90: ms(histogram.value_at_quantile(0.9)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1000.0,
+        }
+    }
+}
+
+/// One scenario's share.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub method: String,
+    pub kind: String,
+    /// Concurrent slots configured.
+    pub slots: u32,
+    pub streams: StreamCounts,
+    pub messages: MessageCounts,
+    pub errors: BTreeMap<String, u64>,
+    pub disconnects: BTreeMap<String, u64>,
+    pub reconnects: u64,
+    pub latency_ms: Percentiles,
+    pub time_to_first_message_ms: Percentiles,
+    pub recovery_ms: Percentiles,
+}
+
+/// What a report is built from.
+pub struct ReportInputs<'a> {
+    pub scenarios: &'a [std::sync::Arc<Scenario>],
+    pub stats: &'a [ScenarioStats],
+    pub elapsed: Duration,
+    pub target: String,
+    pub seed: u64,
+    pub faults: Option<Vec<FaultCount>>,
+    pub thresholds: &'a [Threshold],
+    pub timeline: Vec<TimelinePoint>,
+}
+
+fn errors_by_code(counts: &[u64; CODES]) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, count)| **count > 0)
+        .map(|(code, count)| (code_name(tonic::Code::from_i32(code as i32)).to_owned(), *count))
+        .collect()
+}
+
+fn disconnects(counts: &Counts) -> BTreeMap<String, u64> {
+    DisconnectKind::ALL
+        .iter()
+        .map(|kind| (kind.name().to_owned(), counts.disconnects[*kind as usize]))
+        .collect()
+}
+
+fn stream_counts(counts: &Counts) -> StreamCounts {
+    StreamCounts {
+        opened: counts.calls_started,
+        completed: counts.calls_completed,
+        failed: counts.calls_failed,
+        cut_at_end: counts.calls_cut_at_end,
+        given_up: counts.given_up,
+    }
+}
+
+fn message_counts(counts: &Counts, elapsed: Duration) -> MessageCounts {
+    MessageCounts {
+        sent: counts.messages_sent,
+        received: counts.messages_received,
+        per_second: counts.messages_received as f64 / elapsed.as_secs_f64().max(1e-3),
+        missed: counts.missed_messages,
+    }
+}
+
+/// Failed calls over every call attempt; a stream still healthy at the end is no failure.
+pub fn error_rate(counts: &Counts) -> f64 {
+    if counts.calls_started == 0 { 0.0 } else { counts.calls_failed as f64 / counts.calls_started as f64 }
+}
+
+impl Report {
+    pub fn build(inputs: ReportInputs<'_>) -> Self {
+        let mut total = ScenarioStats::default();
+        for stats in inputs.stats {
+            total.merge(stats);
+        }
+        let counts = total.counts;
+        let pct = |sample| Percentiles::of(total.histogram(sample));
+        let scenarios = inputs
+            .scenarios
+            .iter()
+            .zip(inputs.stats)
+            .map(|(scenario, stats)| ScenarioReport {
+                method: scenario.method().to_owned(),
+                kind: scenario.kind.as_str().to_owned(),
+                slots: scenario.spec.streams,
+                streams: stream_counts(&stats.counts),
+                messages: message_counts(&stats.counts, inputs.elapsed),
+                errors: errors_by_code(&stats.counts.errors),
+                disconnects: disconnects(&stats.counts),
+                reconnects: stats.counts.reconnects,
+                latency_ms: Percentiles::of(stats.histogram(Sample::Latency)),
+                time_to_first_message_ms: Percentiles::of(stats.histogram(Sample::TimeToFirstMessage)),
+                recovery_ms: Percentiles::of(stats.histogram(Sample::Recovery)),
+            })
+            .collect();
+        let thresholds = thresholds::evaluate(inputs.thresholds, &total, inputs.elapsed);
+        Self {
+            duration_s: inputs.elapsed.as_secs_f64(),
+            target: inputs.target,
+            seed: inputs.seed,
+            streams: stream_counts(&counts),
+            messages: message_counts(&counts, inputs.elapsed),
+            errors: errors_by_code(&counts.errors),
+            disconnects: disconnects(&counts),
+            error_rate: error_rate(&counts),
+            reconnects: counts.reconnects,
+            latency_ms: pct(Sample::Latency),
+            time_to_first_message_ms: pct(Sample::TimeToFirstMessage),
+            recovery_ms: pct(Sample::Recovery),
+            stream_duration_ms: pct(Sample::StreamDuration),
+            message_age_ms: pct(Sample::Age),
+            backoff_ms: pct(Sample::Backoff),
+            scenarios,
+            server_faults: inputs.faults.map(|faults| reconcile::reconcile(&faults, &counts)),
+            thresholds,
+            timeline: inputs.timeline,
+        }
+    }
+
+    /// True when every threshold held.
+    pub fn passed(&self) -> bool {
+        self.thresholds.passed
+    }
+}

@@ -1,0 +1,145 @@
+//! The human summary: latency percentiles, calls and messages, errors by code and by
+//! disconnect kind, reconnects and recovery, the server's injected faults beside what the
+//! client saw, and each threshold's verdict. Rendered to a string; the CLI prints it.
+
+use std::fmt::Write as _;
+
+use super::reconcile::by_kind;
+use super::{Percentiles, Report, ThresholdOutcome};
+
+fn row(out: &mut String, name: &str, p: &Percentiles) {
+    if p.count == 0 {
+        let _ = writeln!(out, "  {name:<24} {:>9}", "-");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {name:<24} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+        p.p50, p.p90, p.p99, p.p999, p.max, p.count
+    );
+}
+
+fn value(unit: &str, value: f64) -> String {
+    match unit {
+        "fraction" => format!("{:.2}%", value * 100.0),
+        "seconds" => format!("{:.1}ms", value * 1000.0),
+        "per_second" => format!("{value:.1}/s"),
+        _ => format!("{value:.0}"),
+    }
+}
+
+fn verdict(result: &ThresholdOutcome) -> String {
+    let Some(measured) = result.measured else {
+        return format!("  ok    {} {}: nothing measured", result.name, result.condition);
+    };
+    let measured_text = value(result.unit, measured);
+    if result.passed {
+        format!("  ok    {} {}: {measured_text}", result.name, result.condition)
+    } else {
+        let by = value(result.unit, result.excess.abs());
+        format!("  FAIL  {} {}: {measured_text}, off by {by}", result.name, result.condition)
+    }
+}
+
+/// The whole summary.
+pub fn summary(report: &Report) -> String {
+    let mut out = String::new();
+    let streams = &report.streams;
+    let _ = writeln!(
+        out,
+        "\nstreamstorm simulate — {} — {:.1}s, seed {}",
+        report.target, report.duration_s, report.seed
+    );
+    let _ = writeln!(
+        out,
+        "\ncalls     {} opened, {} completed, {} failed ({:.2}%), {} open at the end, {} slots gave up",
+        streams.opened,
+        streams.completed,
+        streams.failed,
+        report.error_rate * 100.0,
+        streams.cut_at_end,
+        streams.given_up
+    );
+    let messages = &report.messages;
+    let _ = writeln!(
+        out,
+        "messages  {} sent, {} received ({:.1}/s), {} missed by sequence",
+        messages.sent, messages.received, messages.per_second, messages.missed
+    );
+    let _ = writeln!(
+        out,
+        "\nlatency (ms)               {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "p50", "p90", "p99", "p99.9", "max", "count"
+    );
+    row(&mut out, "per message", &report.latency_ms);
+    row(&mut out, "time to first message", &report.time_to_first_message_ms);
+    row(&mut out, "time to recover", &report.recovery_ms);
+    row(&mut out, "reconnect backoff", &report.backoff_ms);
+    row(&mut out, "stream duration", &report.stream_duration_ms);
+    row(&mut out, "message age", &report.message_age_ms);
+    if report.scenarios.len() > 1 {
+        let _ = writeln!(
+            out,
+            "\n{:<38} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7}",
+            "by scenario", "slots", "opened", "failed", "received", "p50 ms", "p99 ms"
+        );
+        for scenario in &report.scenarios {
+            let _ = writeln!(
+                out,
+                "  {:<36} {:>6} {:>9} {:>9} {:>9} {:>7.1} {:>7.1}",
+                scenario.method,
+                scenario.slots,
+                scenario.streams.opened,
+                scenario.streams.failed,
+                scenario.messages.received,
+                scenario.latency_ms.p50,
+                scenario.latency_ms.p99
+            );
+        }
+    }
+    let _ = writeln!(out, "\nreconnects {}", report.reconnects);
+    let errors: Vec<String> = report.errors.iter().map(|(code, count)| format!("{code} {count}")).collect();
+    let _ = writeln!(out, "errors     {}", if errors.is_empty() { "none".into() } else { errors.join(", ") });
+    let cut: Vec<String> = report
+        .disconnects
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(kind, count)| format!("{kind} {count}"))
+        .collect();
+    let _ = writeln!(out, "cut off    {}", if cut.is_empty() { "none".into() } else { cut.join(", ") });
+    if let Some(faults) = &report.server_faults {
+        let kinds: Vec<String> =
+            by_kind(faults).iter().map(|(kind, count)| format!("{kind} {count}")).collect();
+        let _ = writeln!(
+            out,
+            "\nserver faults injected  {}",
+            if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
+        );
+        let _ = writeln!(out, "  status           injected  client saw");
+        for row in &faults.status_codes {
+            let _ = writeln!(out, "  {:<16} {:>8} {:>10}", row.code, row.injected, row.observed);
+        }
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>8} {:>10}",
+            "stream resets", faults.resets.injected, faults.resets.observed
+        );
+        let _ = writeln!(
+            out,
+            "  {}",
+            if faults.reconciled {
+                "client-observed errors match the injected faults"
+            } else {
+                "client-observed errors differ from the injected faults (faults racing the end of the run, or errors the chaos did not cause)"
+            }
+        );
+    }
+    if !report.thresholds.results.is_empty() {
+        let verdict_line = if report.thresholds.passed { "passed" } else { "FAILED" };
+        let _ = writeln!(out, "\nthresholds {verdict_line}");
+        for result in &report.thresholds.results {
+            let _ = writeln!(out, "{}", verdict(result));
+        }
+    }
+    out
+}

@@ -1,0 +1,31 @@
+//! One process holds 10,000 concurrent streams: the embedded server and the load client
+//! together, every stream opened, receiving, and still open when the run ends.
+
+use std::time::Duration;
+
+use streamstorm::cli::{SimulateArgs, run_simulation};
+use streamstorm::report::progress::ProgressMode;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_streams_are_held_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protos/myapp");
+    let profile = dir.path().join("many.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "server:\n  protos: [{}]\nload:\n  connections: 4\n  embedded: {{ stream_interval: 1s }}\n  scenarios:\n    - {{ method: myapp.NotificationService/Subscribe, streams: 10000, request: {{ topics: [a] }} }}\n",
+            protos.display()
+        ),
+    )
+    .unwrap();
+    let args = SimulateArgs { duration: Some(Duration::from_secs(5)), ..SimulateArgs::for_profile(profile) };
+    let report = run_simulation(&args, ProgressMode::Quiet).await.unwrap();
+    assert_eq!(report.streams.opened, 10_000, "{:#?}", report.streams);
+    assert_eq!(report.streams.failed, 0, "{:?}", report.errors);
+    assert_eq!(report.streams.cut_at_end, 10_000);
+    // Every stream got its first message and then more, one a second.
+    assert_eq!(report.time_to_first_message_ms.count, 10_000);
+    assert!(report.messages.received >= 20_000, "{:?}", report.messages);
+    assert!(report.timeline.iter().any(|point| point.streams_active == 10_000), "{:?}", report.timeline);
+}
