@@ -30,7 +30,7 @@ fn failed_thresholds_exit_1_and_say_by_how_much() {
     let profile = write_profile(dir.path(), &body);
     let report = dir.path().join("r.json");
     let output = binary()
-        .args(["simulate", "--duration", "2s", "--profile"])
+        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--duration", "2s", "--profile"])
         .arg(&profile)
         .arg("--report")
         .arg(&report)
@@ -60,14 +60,14 @@ fn invalid_load_sections_exit_2_with_every_problem_located() {
         repo("protos/myapp").display()
     );
     let profile = write_profile(dir.path(), &body);
-    let output = binary().args(["simulate", "--quiet", "--profile"]).arg(&profile).output().unwrap();
+    let output = binary().args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"]).arg(&profile).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("p.yaml:4:13: load.duration: not a duration: 5"), "{stderr}");
     // The method is checked against the protos only once the syntax is right.
     let body = body.replace("duration: 5", "duration: 5s");
     let profile = write_profile(dir.path(), &body);
-    let output = binary().args(["simulate", "--quiet", "--profile"]).arg(&profile).output().unwrap();
+    let output = binary().args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"]).arg(&profile).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -94,6 +94,8 @@ fn serve(profile: &Path) -> Served {
         .args([
             "serve",
             "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
             "127.0.0.1:0",
             "--default-stream-messages",
             "1000000",
@@ -134,7 +136,7 @@ fn target_drives_a_separately_started_server_described_by_reflection() {
     let report = dir.path().join("r.json");
     let plot = dir.path().join("p.svg");
     let output = binary()
-        .args(["simulate", "--quiet", "--duration", "2s", "--target", &served.address, "--profile"])
+        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--duration", "2s", "--target", &served.address, "--profile"])
         .arg(&load)
         .arg("--report")
         .arg(&report)

@@ -287,14 +287,15 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     info!(seed = assembled.seed, "Random draws use this seed (set it with --seed to repeat a run).");
     let handle = assembled.server.handle();
+    // One write, so a reader that stops after the first line cannot break the second.
     println!(
-        "streamstorm serving {} services ({} methods, {} stubs) on {}",
+        "streamstorm serving {} services ({} methods, {} stubs) on {}\nmetrics on http://{}/metrics",
         handle.catalog.services().len(),
         handle.catalog.methods().count(),
         assembled.stub_count,
-        assembled.server.local_addr()
+        assembled.server.local_addr(),
+        assembled.telemetry.local_addr()
     );
-    println!("metrics on http://{}/metrics", assembled.telemetry.local_addr());
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     assembled.run(shutdown).await?;

@@ -15,7 +15,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::serve::{AssembleError, ServeArgs, assemble};
+use super::serve::{AssembleError, DEFAULT_METRICS_LISTEN, ServeArgs, assemble};
 use super::{cancel_on_signal, report_problems};
 use crate::client::{self, LoadSettings, channels, compile_scenarios, pool_from_reflection};
 use crate::config::load::{DEFAULT_DURATION, LoadPlan, LoadTarget, compile_load};
@@ -25,6 +25,7 @@ use crate::proto::{MethodCatalog, load_pool};
 use crate::report::progress::{Progress, ProgressMode, default_interval};
 use crate::report::{Report, ReportInputs, plot, print};
 use crate::server::introspection::BUILTIN_SERVICE_PREFIXES;
+use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
 
 /// Exit code when the thresholds fail.
 pub const EXIT_THRESHOLDS_FAILED: u8 = 1;
@@ -74,7 +75,8 @@ pub struct SimulateArgs {
 }
 
 impl SimulateArgs {
-    /// The flags for `profile`, nothing else set.
+    /// The flags for running `profile` from code: quiet, with metrics on a free loopback port
+    /// (so runs side by side never collide), nothing else set.
     pub fn for_profile(profile: impl Into<PathBuf>) -> Self {
         Self {
             profile: profile.into(),
@@ -82,7 +84,7 @@ impl SimulateArgs {
             duration: None,
             report: None,
             plot: None,
-            metrics_listen: None,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             seed: None,
             quiet: true,
             protos: Vec::new(),
@@ -113,9 +115,7 @@ impl From<AssembleError> for SimulateError {
     fn from(error: AssembleError) -> Self {
         match error {
             AssembleError::Invalid(problems) => Self::Invalid(problems),
-            AssembleError::Failed(error) => Self::Failed(error.context(
-                "cannot start the embedded server (remove server.listen from the profile, or pass --listen 127.0.0.1:0, to use a free port)",
-            )),
+            AssembleError::Failed(error) => Self::Failed(error.context("cannot start the embedded server")),
         }
     }
 }
@@ -164,7 +164,6 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let profile = load_profile(&args.profile)?;
     let plan = compile_load(&profile)?;
     let seed = args.seed.unwrap_or(profile.chaos.seed);
-    let metrics_listen = args.metrics_listen.or(profile.metrics.listen);
     let target = args.target.clone().or(match &plan.target {
         LoadTarget::Embedded => None,
         LoadTarget::Address(address) => Some(address.clone()),
@@ -183,15 +182,25 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         Driven::Target { address, catalog } => (address.clone(), catalog.clone()),
     };
     let scenarios = compile_scenarios(&plan, &profile.file, &catalog_view)?;
-    start_metrics_endpoint(metrics_listen);
     let shutdown = CancellationToken::new();
     let (server_task, chaos, target_name) = match driven {
         Driven::Embedded { server } => {
+            info!(addr = %server.telemetry.local_addr(), "Metrics of the client and the server at /metrics.");
             let chaos = server.chaos.clone();
             let task = tokio::spawn(server.run(shutdown.clone()));
             (Some(task), chaos, format!("embedded ({address})"))
         }
-        Driven::Target { .. } => (None, None, address.clone()),
+        Driven::Target { .. } => {
+            let listen = args.metrics_listen.or(profile.metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
+            let telemetry = client_telemetry(listen).await?;
+            info!(addr = %telemetry.local_addr(), "Client metrics at /metrics.");
+            let stop = shutdown.clone();
+            let task = tokio::spawn(async move {
+                telemetry.serve(stop).await;
+                Ok::<_, anyhow::Error>(())
+            });
+            (Some(task), None, address.clone())
+        }
     };
     info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
     let channels = channels(&address, plan.connections, plan.connect_timeout).map_err(anyhow::Error::from)?;
@@ -243,6 +252,7 @@ async fn embedded_server(
         protos: args.protos.clone(),
         import_paths: args.import_paths.clone(),
         listen: Some(listen),
+        metrics_listen: args.metrics_listen,
         seed: Some(seed),
         default_stream_messages: plan.embedded.stream_messages,
         default_stream_interval: plan.embedded.stream_interval,
@@ -275,12 +285,10 @@ async fn target_catalog(
     Ok(catalog)
 }
 
-/// The one place the client's metrics endpoint starts. The client records through the
-/// `metrics` facade already; the Prometheus recorder and the `/metrics` listener shared with
-/// the embedded server belong to the telemetry module and are wired here at integration.
-/// Until then this only says which address would be served.
-fn start_metrics_endpoint(listen: Option<SocketAddr>) {
-    if let Some(listen) = listen {
-        info!(%listen, "Client metrics would be served here at /metrics (the telemetry listener is wired at integration).");
-    }
+/// The telemetry listener when no server runs in this process: the client's metrics only.
+/// (With the embedded server, its listener serves both, since they share one recorder.)
+async fn client_telemetry(listen: SocketAddr) -> Result<TelemetryEndpoint, SimulateError> {
+    let prometheus = install_recorder().map_err(anyhow::Error::from)?;
+    let state = TelemetryState { prometheus, server: None, chaos: None, admin_writable: false };
+    Ok(TelemetryEndpoint::bind(listen, state).await.map_err(anyhow::Error::from)?)
 }
