@@ -34,7 +34,7 @@ pub enum Client {
     Node,
 }
 
-/// What a client printed about its call.
+/// What a client printed about its call. Times are milliseconds since the call started.
 #[derive(Debug, Deserialize)]
 pub struct ClientOutcome {
     pub responses: Vec<Value>,
@@ -48,17 +48,39 @@ pub struct ClientOutcome {
     pub sent_at_ms: Vec<f64>,
     #[serde(default)]
     pub rich_status: Option<Value>,
+    /// When the final status was known.
+    pub ended_at_ms: f64,
+    /// With [`ClientCall::call_starts_ms`]: when this call started, since the first one did.
+    #[serde(default)]
+    pub started_at_ms: f64,
+    /// What the client wrote to stderr (library traces asked for with [`ClientCall::env`]).
+    #[serde(skip)]
+    pub stderr: String,
+}
+
+impl ClientOutcome {
+    /// When the final status was known, on the clock shared by every call of one client run.
+    pub fn ended_at(&self) -> f64 {
+        self.started_at_ms + self.ended_at_ms
+    }
+}
+
+/// The report of a client run making several calls.
+#[derive(Debug, Deserialize)]
+struct ClientCalls {
+    calls: Vec<ClientOutcome>,
 }
 
 /// One call made by a real client library.
 pub struct ClientCall {
     client: Client,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ClientCall {
     pub fn new(client: Client, target: SocketAddr, method: &str) -> Self {
-        let mut call = Self { client, args: vec!["--target".into(), target.to_string()] };
+        let mut call = Self { client, args: vec!["--target".into(), target.to_string()], env: Vec::new() };
         match client {
             Client::Python => call
                 .args
@@ -87,8 +109,46 @@ impl ClientCall {
         self
     }
 
+    /// A channel option, given to the library as is (`grpc.keepalive_time_ms=1000`).
+    pub fn channel_option(self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.arg("--channel-option").arg(format!("{key}={value}"))
+    }
+
+    /// Makes one call per entry on the same channel, each this many ms after the first; use
+    /// [`Self::run_calls`] for the reports.
+    pub fn call_starts_ms(self, starts: &[u64]) -> Self {
+        let starts: Vec<String> = starts.iter().map(u64::to_string).collect();
+        self.arg("--call-starts-ms").arg(starts.join(","))
+    }
+
+    /// An environment variable for the client process (e.g. the library's trace switches).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Runs the client and parses its report; panics on a harness error.
     pub async fn run(self) -> ClientOutcome {
+        let (output, args) = self.output().await;
+        let mut outcome: ClientOutcome = parse_report(&output, &args);
+        outcome.stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        outcome
+    }
+
+    /// Runs a client making several calls ([`Self::call_starts_ms`]); their reports in order.
+    pub async fn run_calls(self) -> Vec<ClientOutcome> {
+        let (output, args) = self.output().await;
+        let ClientCalls { mut calls } = parse_report(&output, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for call in &mut calls {
+            call.stderr = stderr.to_string();
+        }
+        calls
+    }
+
+    /// Runs the client to its end. The process is killed if the future is dropped, so a caller
+    /// may bound a client that hangs with `tokio::time::timeout`.
+    async fn output(self) -> (Output, Vec<String>) {
         let (program, script) = match self.client {
             Client::Python => {
                 (require(interop_dir().join("venv/bin/python")), "tests/interop/python/client.py")
@@ -96,16 +156,15 @@ impl ClientCall {
             Client::Node => ("node".into(), "tests/interop/node/client.js"),
         };
         let mut command = tokio::process::Command::new(program);
-        command.arg(repo_root().join(script)).args(&self.args);
+        command.arg(repo_root().join(script)).args(&self.args).envs(self.env).kill_on_drop(true);
         if self.client == Client::Node {
             command.env("NODE_PATH", require(interop_dir().join("node/node_modules")));
         }
-        let output = command.output().await.expect("the client starts");
-        parse_report(&output, &self.args)
+        (command.output().await.expect("the client starts"), self.args)
     }
 }
 
-fn parse_report(output: &Output, args: &[String]) -> ClientOutcome {
+fn parse_report<T: serde::de::DeserializeOwned>(output: &Output, args: &[String]) -> T {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -2,6 +2,7 @@
 //! dynamic tonic client, and access to the interop tools the test command installs.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod echo;
 pub mod interop;
 pub mod scrape;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Generic gRPC client (Node @grpc/grpc-js) for the streamstorm interop tests.
-// Same CLI and output JSON as ../python/client.py; a non-OK status is data (exit 0),
-// only harness errors exit non-zero.
+// Same CLI and output JSON as ../python/client.py (channel options are grpc-js's own);
+// a non-OK status is data (exit 0), only harness errors exit non-zero.
 'use strict';
 
 const fs = require('fs');
@@ -23,6 +23,7 @@ try {
 const USAGE = `usage: client.js --target HOST:PORT --proto-root DIR [--proto FILE ...] --method package.Service/Method
                  [--requests JSON_ARRAY] [--metadata KEY=VALUE ...] [--timeout SECONDS]
                  [--send-interval-ms N] [--cancel-after N]
+                 [--channel-option KEY=VALUE ...] [--call-starts-ms MS[,MS...]]
 
   --target HOST:PORT       server address, e.g. 127.0.0.1:50051
   --proto-root DIR         import root of the .proto files (repeatable)
@@ -35,9 +36,14 @@ const USAGE = `usage: client.js --target HOST:PORT --proto-root DIR [--proto FIL
   --timeout SECONDS        deadline
   --send-interval-ms N     pause between streamed requests
   --cancel-after N         cancel the call after receiving N responses
+  --channel-option K=V     grpc-js channel option, e.g. grpc.keepalive_time_ms=1000
+                           (repeatable; integer values are passed as numbers)
+  --call-starts-ms LIST    connect, then make one call per entry on the same channel,
+                           each started this many ms after the first; prints {"calls": [...]}
 
 Prints one JSON object: responses, code, details, initial_metadata,
-trailing_metadata, received_at_ms, sent_at_ms.`;
+trailing_metadata, received_at_ms, sent_at_ms, ended_at_ms (with
+--call-starts-ms, one such object per call, each with started_at_ms).`;
 
 function fail(message) {
   process.stderr.write(`client.js: ${message}\n`);
@@ -59,6 +65,8 @@ function parseCli() {
         timeout: { type: 'string' },
         'send-interval-ms': { type: 'string', default: '0' },
         'cancel-after': { type: 'string' },
+        'channel-option': { type: 'string', multiple: true, default: [] },
+        'call-starts-ms': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -86,6 +94,20 @@ function parseCli() {
     fail(`--requests is not valid JSON: ${err.message}`);
   }
   if (!Array.isArray(requests)) fail('--requests must be a JSON array');
+  const channelOptions = {};
+  for (const option of values['channel-option']) {
+    const eq = option.indexOf('=');
+    if (eq < 0) fail(`--channel-option expects KEY=VALUE, got ${JSON.stringify(option)}`);
+    const value = option.slice(eq + 1);
+    channelOptions[option.slice(0, eq)] = /^-?\d+$/.test(value) ? Number(value) : value;
+  }
+  let callStarts;
+  if (values['call-starts-ms'] !== undefined) {
+    callStarts = values['call-starts-ms'].split(',').map(Number);
+    if (callStarts.some((ms) => !Number.isFinite(ms) || ms < 0)) {
+      fail(`--call-starts-ms expects comma-separated numbers, got ${JSON.stringify(values['call-starts-ms'])}`);
+    }
+  }
   return {
     target: values.target,
     roots: values['proto-root'],
@@ -96,6 +118,8 @@ function parseCli() {
     timeout: values.timeout === undefined ? undefined : Number(values.timeout),
     sendIntervalMs: Number(values['send-interval-ms']),
     cancelAfter,
+    channelOptions,
+    callStarts,
   };
 }
 
@@ -148,7 +172,38 @@ function main() {
     fail(`${opts.method} is not client-streaming; pass exactly one request`);
   }
 
-  const client = new grpc.Client(opts.target, grpc.credentials.createInsecure());
+  const client = new grpc.Client(opts.target, grpc.credentials.createInsecure(), opts.channelOptions);
+  const finish = (output) => {
+    client.close();
+    process.stdout.write(`${JSON.stringify(output, buffersAsBase64)}\n`, () => process.exit(0));
+  };
+  if (opts.callStarts === undefined) {
+    makeCall(client, method, opts, finish);
+    return;
+  }
+  // Several calls on the one client (one channel), each started at its offset. Connected
+  // first, so the offsets are between calls on a live connection.
+  client.waitForReady(Date.now() + 10000, (err) => {
+    if (err) fail(`could not connect to ${opts.target}: ${err.message}`);
+    const origin = performance.now();
+    const calls = new Array(opts.callStarts.length);
+    let pending = calls.length;
+    opts.callStarts.forEach((ms, index) => {
+      setTimeout(() => {
+        const startedAtMs = Math.round((performance.now() - origin) * 1000) / 1000;
+        makeCall(client, method, opts, (result) => {
+          calls[index] = { started_at_ms: startedAtMs, ...result };
+          pending -= 1;
+          if (pending === 0) finish({ calls });
+        });
+      }, ms);
+    });
+  });
+}
+
+// Makes one call and hands its report to `done` once the status is in and, for response
+// streams, every message has been emitted.
+function makeCall(client, method, opts, done) {
   const metadata = buildMetadata(opts.metadata);
   const callOptions = opts.timeout === undefined ? {} : { deadline: Date.now() + opts.timeout * 1000 };
   const args = [method.path, method.requestSerialize, method.responseDeserialize];
@@ -163,6 +218,7 @@ function main() {
     trailing_metadata: {},
     received_at_ms: [],
     sent_at_ms: [],
+    ended_at_ms: null,
   };
   let finished = false;
   let call;
@@ -185,13 +241,10 @@ function main() {
   } else {
     call = client.makeUnaryRequest(...args, opts.requests[0], metadata, callOptions, unaryCallback);
   }
-  // Print once the status is in and, for response streams, every message has been emitted.
   let pendingEvents = method.responseStream ? 2 : 1;
   const settle = () => {
     pendingEvents -= 1;
-    if (pendingEvents > 0) return;
-    client.close();
-    process.stdout.write(`${JSON.stringify(result, buffersAsBase64)}\n`, () => process.exit(0));
+    if (pendingEvents === 0) done(result);
   };
   if (method.responseStream) {
     call.on('data', onResponse);
@@ -203,6 +256,7 @@ function main() {
   });
   call.on('status', (status) => {
     finished = true;
+    result.ended_at_ms = elapsedMs();
     result.code = grpc.status[status.code];
     result.details = status.details || '';
     result.trailing_metadata = metadataToJson(status.metadata);

@@ -1,8 +1,9 @@
 """Generic gRPC client (Python grpcio) for the streamstorm interop tests.
 
 Calls any method whose generated *_pb2 module is under a --proto-root and prints
-one JSON object describing the call. A non-OK status is data (exit code 0);
-only harness errors (bad arguments, unknown method, bad JSON) exit non-zero.
+one JSON object describing the call (with --call-starts-ms, several calls on one
+channel: {"calls": [...]}). A non-OK status is data (exit code 0); only harness
+errors (bad arguments, unknown method, bad JSON) exit non-zero.
 """
 import argparse
 import base64
@@ -11,6 +12,7 @@ import json
 import os
 import pathlib
 import sys
+import threading
 import time
 
 import grpc
@@ -41,10 +43,35 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cancel-after", type=int, metavar="N", help="cancel the call after receiving N responses")
     p.add_argument("--rich-status", action="store_true",
                    help="decode the grpc-status-details-bin trailer as google.rpc.Status into 'rich_status'")
+    p.add_argument("--channel-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="grpcio channel argument, e.g. grpc.keepalive_time_ms=1000 (repeatable; "
+                        "integer values are passed as integers)")
+    p.add_argument("--call-starts-ms", metavar="MS[,MS...]",
+                   help="connect the channel, then make one call per entry on it, each started this many "
+                        "ms after the first, and print {\"calls\": [...]}")
     args = p.parse_args()
     if args.cancel_after is not None and args.cancel_after < 1:
         p.error("--cancel-after must be >= 1")
+    try:
+        args.channel_options = [parse_channel_option(option) for option in args.channel_option]
+    except ValueError as err:
+        p.error(str(err))
+    try:
+        args.call_starts = None if args.call_starts_ms is None else \
+            [float(ms) for ms in args.call_starts_ms.split(",")]
+    except ValueError:
+        p.error(f"--call-starts-ms expects comma-separated numbers, got {args.call_starts_ms!r}")
     return args
+
+
+def parse_channel_option(option: str):
+    key, sep, value = option.partition("=")
+    if not sep:
+        raise ValueError(f"--channel-option expects KEY=VALUE, got {option!r}")
+    try:
+        return key, int(value)
+    except ValueError:
+        return key, value
 
 
 def load_modules(roots, protos) -> None:
@@ -109,7 +136,7 @@ def main() -> None:
     if not method.client_streaming and len(requests) != 1:
         sys.exit(f"client.py: {args.method} is not client-streaming; pass exactly one request")
 
-    channel = grpc.insecure_channel(args.target)
+    channel = grpc.insecure_channel(args.target, options=args.channel_options)
     kind = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
             (True, False): channel.stream_unary, (True, True): channel.stream_stream}
     multicallable = kind[(method.client_streaming, method.server_streaming)](
@@ -117,8 +144,42 @@ def main() -> None:
         request_serializer=request_cls.SerializeToString,
         response_deserializer=response_cls.FromString,
     )
-
     metadata = parse_metadata(args.metadata)
+
+    if args.call_starts is None:
+        result = make_call(args, method, multicallable, requests, metadata)
+    else:
+        # Connected first, so the offsets are between calls on a live connection.
+        try:
+            grpc.channel_ready_future(channel).result(timeout=10)
+        except grpc.FutureTimeoutError:
+            sys.exit(f"client.py: could not connect to {args.target} within 10 s")
+        result = {"calls": make_calls(args, method, multicallable, requests, metadata)}
+    channel.close()
+    json.dump(result, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
+
+
+def make_calls(args, method, multicallable, requests, metadata) -> list:
+    """One call per --call-starts-ms entry, each in its own thread, all on the one channel."""
+    origin = time.monotonic()
+    results = [None] * len(args.call_starts)
+
+    def run(index, start_ms):
+        time.sleep(max(0.0, origin + start_ms / 1000 - time.monotonic()))
+        started_at_ms = round((time.monotonic() - origin) * 1000, 3)
+        results[index] = {"started_at_ms": started_at_ms,
+                          **make_call(args, method, multicallable, requests, metadata)}
+
+    threads = [threading.Thread(target=run, args=(i, ms)) for i, ms in enumerate(args.call_starts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def make_call(args, method, multicallable, requests, metadata) -> dict:
     start = time.monotonic()
     elapsed_ms = lambda: round((time.monotonic() - start) * 1000, 3)  # noqa: E731
     sent_at, received_at, responses = [], [], []
@@ -153,6 +214,7 @@ def main() -> None:
                     break
     except grpc.RpcError:
         pass  # the status is reported below
+    ended_at = elapsed_ms()
 
     result = {
         "responses": [json_format.MessageToDict(r, preserving_proto_field_name=True) for r in responses],
@@ -162,15 +224,14 @@ def main() -> None:
         "trailing_metadata": metadata_to_json(call.trailing_metadata()),
         "received_at_ms": received_at,
         "sent_at_ms": list(sent_at),  # the request thread may still be running
+        "ended_at_ms": ended_at,
     }
     if args.rich_status:
         from google.rpc import error_details_pb2  # noqa: F401  (standard detail types for Any)
         from grpc_status import rpc_status
         status = rpc_status.from_call(call)
         result["rich_status"] = status and json_format.MessageToDict(status, preserving_proto_field_name=True)
-    channel.close()
-    json.dump(result, sys.stdout, separators=(",", ":"))
-    sys.stdout.write("\n")
+    return result
 
 
 if __name__ == "__main__":
