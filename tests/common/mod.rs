@@ -2,8 +2,11 @@
 //! dynamic tonic client, and access to the interop tools the test command installs.
 #![allow(dead_code)]
 
+pub mod chaos_traffic;
+pub mod dashboards;
 pub mod echo;
 pub mod interop;
+pub mod prometheus;
 pub mod scrape;
 
 use std::net::SocketAddr;
