@@ -85,7 +85,7 @@ impl ChaosServer {
     /// Edits the profile (a new seed) and the stub (a new answer); `edit` numbers the edit.
     pub fn edit_inputs(&self, edit: u64) {
         write_profile(&self.profile, self.stub.parent().unwrap(), 12 + edit);
-        std::fs::write(&self.stub, STUB.replace("FILE_ID", &format!("file-{edit}"))).unwrap();
+        std::fs::write(&self.stub, STUB.replace("FILE_ID", &format!("file-{}", edit + 1))).unwrap();
     }
 
     /// Successful profile and stub reloads so far, from `/metrics`.
