@@ -5,7 +5,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{MetadataKind, ModifyKind};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ where
     let mut watcher = RecommendedWatcher::new(
         move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event
+                && changes_content(&event.kind)
                 && event.paths.iter().any(|path| relevant(path) && is_under(path, &watched))
             {
                 let _ = sender.send(());
@@ -61,6 +63,17 @@ where
             reload().await;
         }
     }))
+}
+
+/// Whether an event can change what a file holds. Opening, reading and closing are reported
+/// too, and a reload reads the files: counting those would reload again and again.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+    }
 }
 
 /// True when `path` is one of `roots` or inside one of them.

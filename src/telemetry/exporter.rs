@@ -45,6 +45,7 @@ fn build() -> Result<PrometheusHandle, String> {
         })
         .map_err(|error| error.to_string())?;
     let handle = builder.install_recorder().map_err(|error| error.to_string())?;
+    super::names::describe();
     let upkeep = handle.clone();
     std::thread::Builder::new()
         .name("metrics-upkeep".into())

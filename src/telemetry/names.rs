@@ -42,3 +42,49 @@ pub const STUB_RELOADS: &str = "streamstorm_stub_reloads_total";
 pub const STREAM_MESSAGES_SENT_BY_STREAM: &str = "streamstorm_stream_messages_sent";
 pub const STREAM_MESSAGES_RECEIVED_BY_STREAM: &str = "streamstorm_stream_messages_received";
 pub const STREAM_AGE_BY_STREAM: &str = "streamstorm_stream_age_seconds";
+
+/// What kind of metric a name is.
+#[derive(Clone, Copy)]
+enum Family {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Help text for every name above that the recorder exports (the per-stream gauges carry their
+/// own); Prometheus tooling (`promtool check metrics`) expects each family to have one.
+const HELP: &[(&str, Family, &str)] = &[
+    (STREAMS_ACTIVE, Family::Gauge, "Streams open now."),
+    (STREAMS_STARTED, Family::Counter, "Streams (calls of any kind) started."),
+    (STREAMS_ENDED, Family::Counter, "Streams ended, by the gRPC status code they ended with."),
+    (STREAM_DURATION, Family::Histogram, "How long streams lasted, from open to end."),
+    (STREAM_MESSAGES, Family::Histogram, "Messages carried per stream, by direction."),
+    (STREAM_BYTES, Family::Histogram, "Payload bytes carried per stream, by direction."),
+    (MESSAGES_SENT, Family::Counter, "Messages the server sent."),
+    (MESSAGES_RECEIVED, Family::Counter, "Messages the server received."),
+    (MESSAGE_SIZE, Family::Histogram, "Encoded size of each message, by direction."),
+    (
+        FAULTS_INJECTED,
+        Family::Counter,
+        "Faults injected by the chaos engine, by kind and the status code they ended with.",
+    ),
+    (INJECTED_LATENCY, Family::Histogram, "Delay injected before a message."),
+    (CONNECTIONS_ACTIVE, Family::Gauge, "Client connections open now."),
+    (CONNECTIONS_ACCEPTED, Family::Counter, "Client connections accepted."),
+    (CONNECTIONS_CLOSED, Family::Counter, "Client connections closed, by why they closed."),
+    (CHAOS_PHASE, Family::Gauge, "1 for the chaos phase in force, 0 for the other phases of the profile."),
+    (CHAOS_ENABLED, Family::Gauge, "1 while chaos is enabled, 0 while the admin endpoint has disabled it."),
+    (PROFILE_RELOADS, Family::Counter, "Profile hot reloads, by result."),
+    (STUB_RELOADS, Family::Counter, "Stub and script hot reloads, by result."),
+];
+
+/// Gives every exported family its help text; called once the recorder is installed.
+pub fn describe() {
+    for &(name, family, help) in HELP {
+        match family {
+            Family::Counter => metrics::describe_counter!(name, help),
+            Family::Gauge => metrics::describe_gauge!(name, help),
+            Family::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}

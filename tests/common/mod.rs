@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod chaos_traffic;
+pub mod dashboards;
 pub mod echo;
 pub mod interop;
+pub mod prometheus;
 pub mod scrape;
 
 use std::net::SocketAddr;
