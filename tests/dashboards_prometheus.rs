@@ -11,17 +11,17 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::chaos_traffic::{ChaosServer, Traffic};
+use common::chaos_traffic::{ChaosServer, LoadClient, Traffic};
 use common::dashboards;
 use common::prometheus::{PrometheusServer, ScrapeTarget};
 use futures::future::BoxFuture;
 
 /// The dashboards whose every query must return data from the sources below.
-const DASHBOARDS: &[&str] = &["dashboards/streamstorm-server.json"];
+const DASHBOARDS: &[&str] = &["dashboards/streamstorm-server.json", "dashboards/streamstorm-client.json"];
 
 /// The processes Prometheus scrapes, started in order; each may use those started before it
 /// (a load client needs a server's address).
-const SOURCES: &[Source] = &[server_under_chaos];
+const SOURCES: &[Source] = &[server_under_chaos, load_client];
 
 /// How long the scraped data may take to cover every query.
 const DATA_TIMEOUT: Duration = Duration::from_secs(40);
@@ -47,6 +47,19 @@ fn server_under_chaos(_started: &[Running]) -> BoxFuture<'_, Running> {
             target: ScrapeTarget { job: "streamstorm-server".into(), metrics: server.process.metrics },
             grpc: Some(server.process.addr),
             _keep: Box::new((traffic, server)),
+        }
+    })
+}
+
+/// The load client driving the chaos server (see [`LoadClient`]).
+fn load_client(started: &[Running]) -> BoxFuture<'_, Running> {
+    let server = started[0].grpc.expect("the server source serves gRPC");
+    Box::pin(async move {
+        let client = LoadClient::start(server).await;
+        Running {
+            target: ScrapeTarget { job: "streamstorm-client".into(), metrics: client.process.metrics },
+            grpc: None,
+            _keep: Box::new(client),
         }
     })
 }

@@ -1,7 +1,8 @@
 //! `promtool check metrics` finds no problem on the `/metrics` page of a `serve` process under
 //! chaos traffic, with every family the server exports on the page checked: streams, messages,
 //! faults of several kinds, injected latency, phases, connections closed for several reasons,
-//! reloads and per-stream series. (promtool comes from `scripts/setup-prometheus.sh`.)
+//! reloads and per-stream series; and on the load client's page while its calls fail and
+//! recover. (promtool comes from `scripts/setup-prometheus.sh`.)
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::chaos_traffic::{ChaosServer, Traffic};
-use common::scrape::{Series, get, parse_samples};
+use common::chaos_traffic::{ChaosServer, LoadClient, Traffic};
+use common::scrape::{Series, get, parse_samples, sum};
 use serde_json::json;
 use streamstorm::telemetry::names;
 
@@ -134,6 +135,27 @@ async fn promtool_finds_no_problem_in_the_metrics_page_under_chaos() {
     let (passed, printed) = promtool_check(&page);
     assert!(passed && printed.trim().is_empty(), "promtool check metrics:\n{printed}\non the page:\n{page}");
     drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_no_problem_in_the_load_clients_metrics_page() {
+    common::prometheus::binary("promtool");
+    let server = ChaosServer::start().await;
+    let client = LoadClient::start(server.process.addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let page = get(client.process.metrics, "/metrics").await;
+        let samples = parse_samples(&page);
+        let moved = |name: &str| sum(&samples, name, &[]) > 0.0;
+        if moved("streamstorm_client_errors_total") && moved("streamstorm_client_recovery_seconds_count") {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the client's metrics never moved:\n{page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(page.lines().all(|line| line.is_empty() || line.contains("streamstorm_client_")), "{page}");
+    let (passed, printed) = promtool_check(&page);
+    assert!(passed && printed.trim().is_empty(), "promtool check metrics:\n{printed}\non the page:\n{page}");
 }
 
 #[test]

@@ -60,14 +60,22 @@ fn invalid_load_sections_exit_2_with_every_problem_located() {
         repo("protos/myapp").display()
     );
     let profile = write_profile(dir.path(), &body);
-    let output = binary().args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"]).arg(&profile).output().unwrap();
+    let output = binary()
+        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"])
+        .arg(&profile)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("p.yaml:4:13: load.duration: not a duration: 5"), "{stderr}");
     // The method is checked against the protos only once the syntax is right.
     let body = body.replace("duration: 5", "duration: 5s");
     let profile = write_profile(dir.path(), &body);
-    let output = binary().args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"]).arg(&profile).output().unwrap();
+    let output = binary()
+        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"])
+        .arg(&profile)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -136,7 +144,17 @@ fn target_drives_a_separately_started_server_described_by_reflection() {
     let report = dir.path().join("r.json");
     let plot = dir.path().join("p.svg");
     let output = binary()
-        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--duration", "2s", "--target", &served.address, "--profile"])
+        .args([
+            "simulate",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--duration",
+            "2s",
+            "--target",
+            &served.address,
+            "--profile",
+        ])
         .arg(&load)
         .arg("--report")
         .arg(&report)

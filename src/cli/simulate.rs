@@ -26,6 +26,7 @@ use crate::report::progress::{Progress, ProgressMode, default_interval};
 use crate::report::{Report, ReportInputs, plot, print};
 use crate::server::introspection::BUILTIN_SERVICE_PREFIXES;
 use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Exit code when the thresholds fail.
 pub const EXIT_THRESHOLDS_FAILED: u8 = 1;
@@ -161,6 +162,8 @@ enum Driven {
 
 /// Runs a whole simulation and returns its report; prints only progress (per `mode`).
 pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<Report, SimulateError> {
+    // Before anything registers a metric handle, so every handle reaches the exporter.
+    let prometheus = install_recorder().map_err(anyhow::Error::from)?;
     let profile = load_profile(&args.profile)?;
     let plan = compile_load(&profile)?;
     let seed = args.seed.unwrap_or(profile.chaos.seed);
@@ -192,7 +195,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         }
         Driven::Target { .. } => {
             let listen = args.metrics_listen.or(profile.metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
-            let telemetry = client_telemetry(listen).await?;
+            let telemetry = client_telemetry(listen, prometheus).await?;
             info!(addr = %telemetry.local_addr(), "Client metrics at /metrics.");
             let stop = shutdown.clone();
             let task = tokio::spawn(async move {
@@ -287,8 +290,10 @@ async fn target_catalog(
 
 /// The telemetry listener when no server runs in this process: the client's metrics only.
 /// (With the embedded server, its listener serves both, since they share one recorder.)
-async fn client_telemetry(listen: SocketAddr) -> Result<TelemetryEndpoint, SimulateError> {
-    let prometheus = install_recorder().map_err(anyhow::Error::from)?;
+async fn client_telemetry(
+    listen: SocketAddr,
+    prometheus: PrometheusHandle,
+) -> Result<TelemetryEndpoint, SimulateError> {
     let state = TelemetryState { prometheus, server: None, chaos: None, admin_writable: false };
     Ok(TelemetryEndpoint::bind(listen, state).await.map_err(anyhow::Error::from)?)
 }

@@ -215,3 +215,39 @@ async fn call_loop(
         }
     }
 }
+
+/// `simulate --target` against a chaos server: its calls fail (aborts, mid-stream failures,
+/// outages), reconnect and recover, so every client metric moves.
+const LOAD_PROFILE: &str = "server:
+  protos: [PROTOS]
+load:
+  connections: 2
+  scenarios:
+    - method: myapp.NotificationService/Subscribe
+      streams: 5
+      request: { topics: [a] }
+      reconnect: { initial_backoff: 20ms, max_backoff: 100ms }
+    - method: myapp.UserService/GetUser
+      streams: 2
+      request: { user_id: u }
+      reconnect: { initial_backoff: 50ms, max_backoff: 200ms }
+";
+
+/// A load client process driving a server for two minutes at most (killed when dropped).
+pub struct LoadClient {
+    pub process: super::SimulateProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl LoadClient {
+    pub async fn start(server: std::net::SocketAddr) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("load.yaml");
+        let protos = repo_root().join("protos/myapp");
+        std::fs::write(&profile, LOAD_PROFILE.replace("PROTOS", path_str(&protos))).unwrap();
+        let target = server.to_string();
+        let args = ["--target", &target, "--duration", "120s", "--profile", path_str(&profile)];
+        let process = super::spawn_simulate_process(&args).await;
+        Self { process, _dir: dir }
+    }
+}

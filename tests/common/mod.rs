@@ -265,6 +265,34 @@ pub async fn spawn_serve_process(args: &[&str], env: &[(&str, &str)]) -> ServePr
     ServeProcess { child, addr, metrics }
 }
 
+/// A `streamstorm simulate` process and where it serves its metrics.
+pub struct SimulateProcess {
+    pub child: tokio::process::Child,
+    pub metrics: SocketAddr,
+}
+
+/// Starts `streamstorm simulate --quiet --metrics-listen <a free loopback port> ARGS` (killed
+/// when dropped) and waits until its metrics answer.
+pub async fn spawn_simulate_process(args: &[&str]) -> SimulateProcess {
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
+        .args(["simulate", "--quiet", "--metrics-listen", &metrics.to_string()])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(metrics).await.is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("simulate exited with {status} before serving metrics on {metrics}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "simulate never served metrics on {metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    SimulateProcess { child, metrics }
+}
+
 /// A client connection to `addr`.
 pub async fn connect(addr: SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("the client connects")
