@@ -1,18 +1,27 @@
 //! The load client's CPU per message against the server's, in the same run: the server (one
-//! worker thread) streams default messages flat out to the client (one worker thread), and
-//! each side's thread CPU time is read from /proc. Prints messages/s, CPU per message on each
-//! side and their ratio; a ratio at or below 1 means one client core keeps up with one
-//! server core. Run: `cargo bench --bench load_client` (Linux).
+//! worker thread) streams messages flat out to the client (one worker thread), and each side's
+//! thread CPU time is read from /proc. Two workloads: empty messages encoded once (the server's
+//! cheapest case), and a realistic `myapp.Notification` built and encoded per message (what a
+//! stub with templates costs). Prints messages/s, CPU per message on each side and their ratio;
+//! a ratio at or below 1 means one client core keeps up with one server core.
+//! Run: `cargo bench --bench load_client` (Linux).
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RepeatResponder;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
 use streamstorm::client::{self, LoadSettings, channels, compile_scenarios};
 use streamstorm::config::load::compile_load;
 use streamstorm::config::parse_profile;
+use streamstorm::proto::OutboundMessage;
 use streamstorm::proto::load_pool;
-use streamstorm::server::{BoundServer, DefaultResponse, ServerSettings};
+use streamstorm::server::{BoundServer, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
 const SERVER_THREAD: &str = "bench-server";
@@ -50,22 +59,34 @@ fn runtime(name: &'static str) -> tokio::runtime::Runtime {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pool = load_pool(&[root.join("protos/myapp")], &[]).expect("the example protos load");
+    let empty = empty_notification(&pool);
+    let realistic = OutboundMessage::Dynamic(common::notification(&pool));
+    for (workload, message) in
+        [("empty messages, pre-encoded", empty), ("realistic messages, encoded per send", realistic)]
+    {
+        measure(workload, &pool, message);
+    }
+}
+
+/// The empty `myapp.Notification`, encoded once.
+fn empty_notification(pool: &DescriptorPool) -> OutboundMessage {
+    let descriptor = pool.get_message_by_name("myapp.Notification").expect("Notification exists");
+    OutboundMessage::Encoded(DynamicMessage::new(descriptor).encode_to_vec().into())
+}
+
+/// Streams `message` from the server to the client for [`RUN`] and prints both sides' CPU.
+fn measure(workload: &str, pool: &DescriptorPool, message: OutboundMessage) {
     let server_runtime = runtime(SERVER_THREAD);
     let client_runtime = runtime(CLIENT_THREAD);
     let shutdown = CancellationToken::new();
-    let settings = ServerSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        default_response: DefaultResponse::Empty {
-            stream_messages: u32::MAX,
-            stream_interval: Duration::ZERO,
-        },
-        ..ServerSettings::default()
-    };
-    let server = server_runtime.block_on(BoundServer::bind(pool, settings)).expect("the server binds");
+    let settings = ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..ServerSettings::default() };
+    let responder = Arc::new(RepeatResponder { message, count: u64::MAX });
+    let server = server_runtime
+        .block_on(BoundServer::bind_with(&mut pool.clone(), settings, responder))
+        .expect("the server binds");
     let address = server.local_addr().to_string();
     let catalog = server.handle().catalog;
     let serving = server_runtime.spawn(server.serve(shutdown.clone()));
-
     let profile_text = "load:\n  connections: 2\n  scenarios:\n    - { method: myapp.NotificationService/Subscribe, streams: 64, request: { topics: [bench] } }\n";
     let profile = parse_profile(Path::new("bench.yaml"), profile_text).expect("the bench profile compiles");
     let plan = compile_load(&profile).expect("the bench load section compiles");
@@ -85,7 +106,7 @@ fn main() {
     let _ = server_runtime.block_on(serving);
     let messages = received as f64;
     println!(
-        "load_client: {received} messages in {}s ({:.0}/s)",
+        "load_client ({workload}): {received} messages in {}s ({:.0}/s)",
         RUN.as_secs(),
         messages / RUN.as_secs_f64()
     );

@@ -4,34 +4,20 @@
 //! baseline: everything but per-message encoding). The last variant repeats the dynamic one
 //! with the Prometheus recorder installed, to measure what metrics cost on the hot path.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use common::RepeatResponder;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use prost::Message;
-use serde_json::json;
-use streamstorm::proto::json::message_from_json;
 use streamstorm::proto::{DynamicCodec, OutboundMessage, load_pool};
-use streamstorm::server::{BoundServer, Call, OutboundStream, Responder, ServerSettings};
+use streamstorm::server::{BoundServer, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
 const MESSAGES_PER_CALL: u64 = 10_000;
-
-/// Answers every call with `MESSAGES_PER_CALL` copies of one message.
-struct RepeatResponder(OutboundMessage);
-
-impl Responder for RepeatResponder {
-    fn respond(
-        &self,
-        _call: Call,
-    ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, tonic::Status>> {
-        let message = self.0.clone();
-        let stream = futures::stream::iter((0..MESSAGES_PER_CALL).map(move |_| Ok(message.clone())));
-        futures::future::ready(Ok(tonic::Response::new(Box::pin(stream) as OutboundStream))).boxed()
-    }
-}
 
 fn server_streaming(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -39,12 +25,7 @@ fn server_streaming(c: &mut Criterion) {
         load_pool(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protos")], &[]).expect("protos load");
     let notification = pool.get_message_by_name("myapp.Notification").expect("Notification exists");
     let request_type = pool.get_message_by_name("myapp.SubscribeRequest").expect("SubscribeRequest exists");
-    let message = message_from_json(
-        &notification,
-        &json!({"topic": "payment", "message": "Payment processed for order 1234 in 23 ms",
-                "timestamp": "2024-01-01T12:00:00.250Z", "severity": "WARNING", "sequence": "42"}),
-    )
-    .expect("valid JSON");
+    let message = common::notification(&pool);
 
     let mut group = c.benchmark_group("server_streaming");
     group.throughput(Throughput::Elements(MESSAGES_PER_CALL));
@@ -64,10 +45,13 @@ fn server_streaming(c: &mut Criterion) {
         let channel = runtime.block_on(async {
             let settings =
                 ServerSettings { listen: "127.0.0.1:0".parse().unwrap(), ..ServerSettings::default() };
-            let server =
-                BoundServer::bind_with(&mut pool.clone(), settings, Arc::new(RepeatResponder(outbound)))
-                    .await
-                    .expect("server binds");
+            let server = BoundServer::bind_with(
+                &mut pool.clone(),
+                settings,
+                Arc::new(RepeatResponder { message: outbound, count: MESSAGES_PER_CALL }),
+            )
+            .await
+            .expect("server binds");
             let url = format!("http://{}", server.local_addr());
             tokio::spawn(server.serve(shutdown.clone()));
             tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.expect("client connects")
