@@ -20,6 +20,16 @@ fn write_profile(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
+/// `simulate --quiet` on `profile`, metrics on a free port; its exit code and stderr.
+fn simulate_quietly(profile: &Path) -> (Option<i32>, String) {
+    let output = binary()
+        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"])
+        .arg(profile)
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 #[test]
 fn failed_thresholds_exit_1_and_say_by_how_much() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,25 +69,13 @@ fn invalid_load_sections_exit_2_with_every_problem_located() {
         "server:\n  protos: [{}]\nload:\n  duration: 5\n  scenarios:\n    - {{ method: myapp.UserService/GetUsr, streams: 1 }}\n",
         repo("protos/myapp").display()
     );
-    let profile = write_profile(dir.path(), &body);
-    let output = binary()
-        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"])
-        .arg(&profile)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = simulate_quietly(&write_profile(dir.path(), &body));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("p.yaml:4:13: load.duration: not a duration: 5"), "{stderr}");
     // The method is checked against the protos only once the syntax is right.
     let body = body.replace("duration: 5", "duration: 5s");
-    let profile = write_profile(dir.path(), &body);
-    let output = binary()
-        .args(["simulate", "--metrics-listen", "127.0.0.1:0", "--quiet", "--profile"])
-        .arg(&profile)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = simulate_quietly(&write_profile(dir.path(), &body));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("p.yaml:6:17: load.scenarios[0].method: unknown method 'myapp.UserService/GetUsr'"),
         "{stderr}"
