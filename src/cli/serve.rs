@@ -1,6 +1,7 @@
 //! `streamstorm serve`: flags and profile turned into a bound server ([`assemble`]), which
 //! `serve` runs until a signal and the simulator embeds.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -287,15 +288,19 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     info!(seed = assembled.seed, "Random draws use this seed (set it with --seed to repeat a run).");
     let handle = assembled.server.handle();
-    // One write, so a reader that stops after the first line cannot break the second.
-    println!(
-        "streamstorm serving {} services ({} methods, {} stubs) on {}\nmetrics on http://{}/metrics",
+    let banner = format!(
+        "streamstorm serving {} services ({} methods, {} stubs) on {}\nmetrics on http://{}/metrics\n",
         handle.catalog.services().len(),
         handle.catalog.methods().count(),
         assembled.stub_count,
         assembled.server.local_addr(),
         assembled.telemetry.local_addr()
     );
+    // One write, and a closed stdout is no reason to stop serving: a supervisor that reads the
+    // first line and closes the pipe must not take the server down.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     assembled.run(shutdown).await?;
