@@ -154,8 +154,14 @@ async fn connections_are_drained_at_their_maximum_age() {
     let server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
     let channel = common::connect(server.addr).await;
     let started = Instant::now();
+    let mut failed = Vec::new();
+    let mut calls = 0;
     while started.elapsed() < Duration::from_millis(1500) {
-        assert_eq!(get_user(&channel).await, Code::Ok, "the client moves to a new connection in time");
+        let code = get_user(&channel).await;
+        calls += 1;
+        if code != Code::Ok {
+            failed.push(code);
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let samples = parse_samples(&get(server.metrics, "/metrics").await);
@@ -163,4 +169,10 @@ async fn connections_are_drained_at_their_maximum_age() {
     // 1.5 s of 300 ms ±10% connections: four or five drained, with a margin for scheduling.
     assert!((3.0..=6.0).contains(&aged), "{aged} connections closed for age");
     assert_eq!(sum(&samples, "streamstorm_faults_injected_total", &[("kind", "max_age")]), aged);
+    // The client moves to a new connection after each GOAWAY. tonic has no transparent retry,
+    // so a call racing a drain may fail, as it would behind a load balancer: at most one per
+    // drained connection, and only with the codes such a race gives.
+    assert!(calls >= 30, "{calls} calls");
+    assert!(failed.len() as f64 <= aged, "{failed:?} failed of {calls} calls across {aged} drains");
+    assert!(failed.iter().all(|code| matches!(code, Code::Unavailable | Code::Cancelled)), "{failed:?}");
 }
