@@ -5,23 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::scrape::{get, parse_samples, request, sum};
 use tonic::Code;
 use tonic::transport::Channel;
-
-fn write_profile(dir: &Path, body: &str) -> PathBuf {
-    let protos = common::repo_root().join("protos/myapp");
-    let path = dir.join("profile.yaml");
-    let text = format!("server:\n  protos: [{}]\n{body}", common::path_str(&protos));
-    // Written whole then renamed, as editors do, so the watcher never reads half a file.
-    let staging = dir.join("profile.yaml.tmp");
-    std::fs::write(&staging, text).unwrap();
-    std::fs::rename(&staging, &path).unwrap();
-    path
-}
 
 async fn get_user(channel: &Channel) -> Code {
     let pool = common::example_pool();
@@ -40,7 +28,7 @@ const PHASES: &str = "chaos:
 #[tokio::test]
 async fn phases_and_the_switch_obey_the_admin_endpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &format!("{PHASES}metrics:\n  admin: read_write\n"));
+    let profile = common::write_profile(dir.path(), &format!("{PHASES}metrics:\n  admin: read_write\n"));
     let server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
     let channel = common::connect(server.addr).await;
     assert_eq!(get_user(&channel).await, Code::Ok, "the first phase, steady, injects nothing");
@@ -73,7 +61,7 @@ async fn phases_and_the_switch_obey_the_admin_endpoint() {
 #[tokio::test]
 async fn the_admin_endpoint_is_read_only_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), PHASES);
+    let profile = common::write_profile(dir.path(), PHASES);
     let server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
     let (status, body) = request(server.metrics, "POST", "/admin/phase/outage").await;
     assert_eq!(status, 403);
@@ -85,7 +73,7 @@ async fn the_admin_endpoint_is_read_only_by_default() {
 #[tokio::test]
 async fn phases_follow_the_clock_while_calls_run() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(
+    let profile = common::write_profile(
         dir.path(),
         "chaos:
   phases:
@@ -113,12 +101,15 @@ async fn phases_follow_the_clock_while_calls_run() {
 #[tokio::test]
 async fn an_edited_profile_swaps_the_plan_and_a_broken_edit_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), "chaos:\n  seed: 1\n");
+    let profile = common::write_profile(dir.path(), "chaos:\n  seed: 1\n");
     let server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
     let channel = common::connect(server.addr).await;
     assert_eq!(get_user(&channel).await, Code::Ok);
 
-    write_profile(dir.path(), "chaos:\n  rules:\n    - abort: { rate: 100%, code: PERMISSION_DENIED }\n");
+    common::write_profile(
+        dir.path(),
+        "chaos:\n  rules:\n    - abort: { rate: 100%, code: PERMISSION_DENIED }\n",
+    );
     let mut code = Code::Ok;
     for _ in 0..100 {
         code = get_user(&channel).await;
@@ -129,7 +120,7 @@ async fn an_edited_profile_swaps_the_plan_and_a_broken_edit_keeps_it() {
     }
     assert_eq!(code, Code::PermissionDenied, "the edited plan applies to new calls");
 
-    write_profile(dir.path(), "chaos:\n  rules:\n    - abort: { rate: 250%, code: OK }\n");
+    common::write_profile(dir.path(), "chaos:\n  rules:\n    - abort: { rate: 250%, code: OK }\n");
     let mut reloads = (0.0, 0.0);
     for _ in 0..100 {
         let samples = parse_samples(&get(server.metrics, "/metrics").await);
@@ -149,8 +140,10 @@ async fn an_edited_profile_swaps_the_plan_and_a_broken_edit_keeps_it() {
 #[tokio::test]
 async fn connections_are_drained_at_their_maximum_age() {
     let dir = tempfile::tempdir().unwrap();
-    let profile =
-        write_profile(dir.path(), "chaos:\n  connections:\n    max_age: 300ms\n    max_age_grace: 100ms\n");
+    let profile = common::write_profile(
+        dir.path(),
+        "chaos:\n  connections:\n    max_age: 300ms\n    max_age_grace: 100ms\n",
+    );
     let server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
     let channel = common::connect(server.addr).await;
     let started = Instant::now();

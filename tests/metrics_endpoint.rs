@@ -10,10 +10,8 @@ use common::scrape::{get, parse_samples, sum};
 use prost_reflect::DescriptorPool;
 use tonic::Code;
 
-const PROFILE: &str = r#"
-server:
-  protos: [PROTOS]
-chaos:
+/// The profile's sections after `server`.
+const PROFILE: &str = r#"chaos:
   seed: 7
   rules:
     - match: { method: myapp.UserService/GetUser }
@@ -24,20 +22,13 @@ metrics:
   per_stream: { max_streams: 2 }
 "#;
 
-fn write_profile(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
-    let protos = common::repo_root().join("protos/myapp");
-    let path = dir.join("profile.yaml");
-    std::fs::write(&path, text.replace("PROTOS", common::path_str(&protos))).unwrap();
-    path
-}
-
 fn subscribe(pool: &DescriptorPool) -> Vec<streamstorm::proto::OutboundMessage> {
     vec![common::json_message(pool, "myapp.SubscribeRequest", serde_json::json!({"topics": ["a"]}))]
 }
 
 /// A server whose Subscribe streams send `messages` spaced by `interval` and never fail.
 async fn serve_long_streams(dir: &std::path::Path, messages: &str, interval: &str) -> common::ServeProcess {
-    let profile = write_profile(dir, &PROFILE.replace("after_messages: 3", "after_messages: 1000"));
+    let profile = common::write_profile(dir, &PROFILE.replace("after_messages: 3", "after_messages: 1000"));
     let args = ["--profile", common::path_str(&profile), "--default-stream-messages", messages];
     common::spawn_serve_process(&[&args[..], &["--default-stream-interval", interval]].concat(), &[]).await
 }
@@ -45,7 +36,7 @@ async fn serve_long_streams(dir: &std::path::Path, messages: &str, interval: &st
 #[tokio::test]
 async fn counters_reconcile_with_what_the_client_saw() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), PROFILE);
+    let profile = common::write_profile(dir.path(), PROFILE);
     let server = common::spawn_serve_process(
         &["--profile", common::path_str(&profile), "--default-stream-messages", "5"],
         &[],

@@ -2,23 +2,18 @@
 //! stream reset after two messages. The server's tally and the client's counts must agree
 //! exactly, and the reconnect backoff must follow the policy.
 
+mod common;
+
 use std::time::Duration;
 
 use streamstorm::cli::{SimulateArgs, run_simulation};
 use streamstorm::report::progress::ProgressMode;
 
-fn write_profile(dir: &tempfile::TempDir, body: &str) -> std::path::PathBuf {
-    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protos/myapp");
-    let path = dir.path().join("p.yaml");
-    std::fs::write(&path, format!("server:\n  protos: [{}]\n{body}", protos.display())).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_aborts_and_resets_equal_what_the_client_saw() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_profile(
-        &dir,
+    let path = common::write_profile(
+        dir.path(),
         "chaos:
   seed: 5
   rules:
@@ -63,8 +58,8 @@ load:
 async fn backoff_follows_the_policy_and_slots_give_up_after_max_attempts() {
     let dir = tempfile::tempdir().unwrap();
     // Every call fails: 4 attempts, so 3 backoffs of 100, 200, 400ms (±10%), then give up.
-    let path = write_profile(
-        &dir,
+    let path = common::write_profile(
+        dir.path(),
         "chaos:
   rules:
     - abort: { rate: 100%, code: UNAVAILABLE }

@@ -12,7 +12,7 @@ use tonic::Code;
 use tracing::debug;
 
 use super::plan::DisconnectMode;
-use crate::proto::status::code_name;
+use crate::proto::status::{CODE_COUNT, code_name};
 use crate::telemetry::names;
 
 /// What kind of fault was injected.
@@ -91,8 +91,8 @@ impl From<DisconnectMode> for FaultKind {
 }
 
 /// gRPC codes 0..=16, plus one slot for faults that end without a status.
-const CODE_SLOTS: usize = 18;
-const NO_CODE: usize = 17;
+const CODE_SLOTS: usize = CODE_COUNT + 1;
+const NO_CODE: usize = CODE_COUNT;
 
 /// The `code` label of a fault that carries no gRPC status (a disconnect, a delay).
 pub const NO_CODE_LABEL: &str = "none";

@@ -7,7 +7,7 @@ use prost_reflect::MessageDescriptor;
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 
-use crate::proto::codec::DynamicEncoder;
+use crate::proto::codec::{DynamicEncoder, STREAM_BUFFER_BYTES, YIELD_THRESHOLD_BYTES};
 use crate::proto::{DynamicCodec, OutboundMessage};
 
 /// Encodes requests as [`DynamicCodec`] does; decodes replies to their raw bytes.
@@ -50,6 +50,6 @@ impl Decoder for RawDecoder {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(1024, 32 * 1024)
+        BufferSettings::new(STREAM_BUFFER_BYTES, YIELD_THRESHOLD_BYTES)
     }
 }

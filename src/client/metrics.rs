@@ -6,6 +6,7 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use super::stats::{CODES, DisconnectKind};
 use crate::proto::status::code_name;
+use crate::telemetry::names::{Family, describe_families};
 
 pub const MESSAGE_LATENCY: &str = "streamstorm_client_message_latency_seconds";
 pub const TIME_TO_FIRST_MESSAGE: &str = "streamstorm_client_time_to_first_message_seconds";
@@ -48,32 +49,32 @@ pub struct ScenarioMetrics {
 }
 
 /// Help text for every family (Prometheus tooling expects one per family).
-fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_histogram!(
+const HELP: &[(&str, Family, &str)] = &[
+    (
         MESSAGE_LATENCY,
-        "Per-message latency: send to reply (bidi), inter-arrival (server streaming), the reply (unary, client streaming)."
-    );
-    describe_histogram!(TIME_TO_FIRST_MESSAGE, "From opening a call to its first reply.");
-    describe_histogram!(RECOVERY, "From a failed call to the next first message on its slot.");
-    describe_histogram!(STREAM_DURATION, "How long calls lasted, from open to end.");
-    describe_histogram!(MESSAGE_AGE, "Age of a reply on arrival, from the timestamp it carries.");
-    describe_gauge!(STREAMS_ACTIVE, "Calls open now.");
-    describe_counter!(STREAMS_STARTED, "Call attempts started.");
-    describe_counter!(STREAMS_ENDED, "Calls ended, by the gRPC status code they ended with.");
-    describe_counter!(MESSAGES_SENT, "Messages the client sent.");
-    describe_counter!(MESSAGES_RECEIVED, "Messages the client received.");
-    describe_counter!(ERRORS, "Failed calls, by gRPC status code or by disconnect kind.");
-    describe_counter!(RECONNECTS, "Calls re-opened after a failure.");
-    describe_counter!(STREAMS_GIVEN_UP, "Slots that stopped after their reconnect attempts ran out.");
-    describe_counter!(MISSED_MESSAGES, "Messages missed, from gaps in the sequence field.");
-}
+        Family::Histogram,
+        "Per-message latency: send to reply (bidi), inter-arrival (server streaming), the reply (unary, client streaming).",
+    ),
+    (TIME_TO_FIRST_MESSAGE, Family::Histogram, "From opening a call to its first reply."),
+    (RECOVERY, Family::Histogram, "From a failed call to the next first message on its slot."),
+    (STREAM_DURATION, Family::Histogram, "How long calls lasted, from open to end."),
+    (MESSAGE_AGE, Family::Histogram, "Age of a reply on arrival, from the timestamp it carries."),
+    (STREAMS_ACTIVE, Family::Gauge, "Calls open now."),
+    (STREAMS_STARTED, Family::Counter, "Call attempts started."),
+    (STREAMS_ENDED, Family::Counter, "Calls ended, by the gRPC status code they ended with."),
+    (MESSAGES_SENT, Family::Counter, "Messages the client sent."),
+    (MESSAGES_RECEIVED, Family::Counter, "Messages the client received."),
+    (ERRORS, Family::Counter, "Failed calls, by gRPC status code or by disconnect kind."),
+    (RECONNECTS, Family::Counter, "Calls re-opened after a failure."),
+    (STREAMS_GIVEN_UP, Family::Counter, "Slots that stopped after their reconnect attempts ran out."),
+    (MISSED_MESSAGES, Family::Counter, "Messages missed, from gaps in the sequence field."),
+];
 
 impl ScenarioMetrics {
     /// Registers every series for `method` (`package.Service/Method`).
     pub fn register(method: &str) -> Self {
         static DESCRIBED: std::sync::Once = std::sync::Once::new();
-        DESCRIBED.call_once(describe);
+        DESCRIBED.call_once(|| describe_families(HELP));
         let method = method.to_owned();
         let by_code = |name: &'static str| -> Vec<Counter> {
             (0..CODES as i32)

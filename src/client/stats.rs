@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 /// gRPC status codes 0..=16.
-pub const CODES: usize = 17;
+pub const CODES: usize = crate::proto::status::CODE_COUNT;
 
 /// How a stream was cut off below gRPC, when it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

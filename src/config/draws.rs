@@ -5,7 +5,7 @@
 use tonic::Code;
 
 use super::reader::{Reader, join};
-use super::values::{self, Parsed};
+use super::values::{self, DurationSpan, Parsed};
 use crate::chaos::plan::{After, Codes, Distribution};
 use crate::document::{Node, NodeValue};
 
@@ -15,21 +15,10 @@ const DISTRIBUTION_HINT: &str =
 
 /// `10ms..100ms` as a uniform draw, or one duration as a fixed one.
 fn duration_or_range(node: &Node) -> Parsed<Distribution> {
-    let error = || format!("not a latency: {node} ({DISTRIBUTION_HINT})");
-    let Some(text) = node.as_str() else {
-        return values::duration(node).map(Distribution::Fixed).map_err(|_| error());
-    };
-    let Some((low, high)) = text.split_once("..") else {
-        return values::parse_duration_text(text).map(Distribution::Fixed).ok_or_else(error);
-    };
-    let (Some(low), Some(high)) = (values::parse_duration_text(low), values::parse_duration_text(high))
-    else {
-        return Err(error());
-    };
-    if low > high {
-        return Err(format!("range {node} runs backwards (write the shorter duration first)"));
-    }
-    Ok(Distribution::Uniform(low, high))
+    Ok(match values::duration_span(node, || format!("not a latency: {node} ({DISTRIBUTION_HINT})"))? {
+        DurationSpan::One(duration) => Distribution::Fixed(duration),
+        DurationSpan::Range(low, high) => Distribution::Uniform(low, high),
+    })
 }
 
 /// A sigma for the log-normal: a finite number from 0 up.

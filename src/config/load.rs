@@ -428,17 +428,11 @@ impl Reader<'_> {
 
 /// `think_time: 100ms..1s` or one duration.
 fn duration_range(node: &Node) -> values::Parsed<(Duration, Duration)> {
-    let error = || format!("not a duration or range: {node} (write e.g. 500ms or 100ms..1s)");
-    let Some(text) = node.as_str() else { return values::duration(node).map(|d| (d, d)) };
-    let (low, high) = match text.split_once("..") {
-        Some((low, high)) => (values::parse_duration_text(low), values::parse_duration_text(high)),
-        None => (values::parse_duration_text(text), values::parse_duration_text(text)),
-    };
-    match (low, high) {
-        (Some(low), Some(high)) if low <= high => Ok((low, high)),
-        (Some(_), Some(_)) => Err(format!("range {node} runs backwards (write the shorter duration first)")),
-        _ => Err(error()),
-    }
+    let not_a_span = || format!("not a duration or range: {node} (write e.g. 500ms or 100ms..1s)");
+    Ok(match values::duration_span(node, not_a_span)? {
+        values::DurationSpan::One(duration) => (duration, duration),
+        values::DurationSpan::Range(low, high) => (low, high),
+    })
 }
 
 /// With `load.streams: N`, the scenarios share N slots in proportion to their weights, which

@@ -41,6 +41,29 @@ pub fn duration(node: &Node) -> Parsed<Duration> {
     parsed.ok_or_else(|| format!("not a duration: {node} ({DURATION_HINT})"))
 }
 
+/// A duration (`500ms`) or an inclusive range of them (`100ms..1s`), as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationSpan {
+    One(Duration),
+    Range(Duration, Duration),
+}
+
+/// Reads a [`DurationSpan`]; `not_a_span` says what else the field accepts when the value is
+/// neither. A range that runs backwards is an error of its own.
+pub fn duration_span(node: &Node, not_a_span: impl FnOnce() -> String) -> Parsed<DurationSpan> {
+    let Some(text) = node.as_str() else {
+        return duration(node).map(DurationSpan::One).map_err(|_| not_a_span());
+    };
+    let Some((low, high)) = text.split_once("..") else {
+        return parse_duration_text(text).map(DurationSpan::One).ok_or_else(not_a_span);
+    };
+    match (parse_duration_text(low), parse_duration_text(high)) {
+        (Some(low), Some(high)) if low <= high => Ok(DurationSpan::Range(low, high)),
+        (Some(_), Some(_)) => Err(format!("range {node} runs backwards (write the shorter duration first)")),
+        _ => Err(not_a_span()),
+    }
+}
+
 /// A duration longer than zero.
 pub fn positive_duration(node: &Node) -> Parsed<Duration> {
     match duration(node)? {

@@ -13,9 +13,9 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder
 
 /// Initial size of each stream's encode and decode buffers. tonic's default (8 KiB each way)
 /// dominates the memory of an idle stream; buffers still grow to fit larger messages.
-const STREAM_BUFFER_BYTES: usize = 1024;
+pub const STREAM_BUFFER_BYTES: usize = 1024;
 /// Encoded bytes gathered before the body yields a frame to HTTP/2 (tonic's default).
-const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
+pub const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
 
 /// A message on its way out: built per call, or encoded ahead of time.
 #[derive(Debug, Clone)]

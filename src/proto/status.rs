@@ -5,7 +5,10 @@ use tonic::Code;
 
 use crate::document::{Node, NodeValue};
 
-const NAMES: [(&str, Code); 17] = [
+/// How many gRPC status codes there are (0..=16); arrays indexed by code have this length.
+pub const CODE_COUNT: usize = 17;
+
+const NAMES: [(&str, Code); CODE_COUNT] = [
     ("OK", Code::Ok),
     ("CANCELLED", Code::Cancelled),
     ("UNKNOWN", Code::Unknown),

@@ -16,7 +16,7 @@ use tonic::Code;
 use super::connection::{ConnectionContext, ConnectionId};
 use crate::chaos::decide::FaultSummary;
 use crate::proto::codec::WireMeter;
-use crate::proto::status::code_name;
+use crate::proto::status::{CODE_COUNT, code_name};
 use crate::proto::{MethodCatalog, MethodEntry};
 use crate::telemetry::names;
 
@@ -35,7 +35,7 @@ struct MethodMetrics {
     active: Gauge,
     started: Counter,
     /// `streams_ended_total` by code, registered when a code is first seen.
-    ended: [OnceLock<Counter>; 17],
+    ended: [OnceLock<Counter>; CODE_COUNT],
     messages_sent: Counter,
     messages_received: Counter,
     size_sent: Histogram,

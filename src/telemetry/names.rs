@@ -45,7 +45,7 @@ pub const STREAM_AGE_BY_STREAM: &str = "streamstorm_stream_age_seconds";
 
 /// What kind of metric a name is.
 #[derive(Clone, Copy)]
-enum Family {
+pub enum Family {
     Counter,
     Gauge,
     Histogram,
@@ -80,7 +80,12 @@ const HELP: &[(&str, Family, &str)] = &[
 
 /// Gives every exported family its help text; called once the recorder is installed.
 pub fn describe() {
-    for &(name, family, help) in HELP {
+    describe_families(HELP);
+}
+
+/// Gives each `(name, family, help)` its help text (the load client's families use this too).
+pub fn describe_families(families: &[(&'static str, Family, &'static str)]) {
+    for &(name, family, help) in families {
         match family {
             Family::Counter => metrics::describe_counter!(name, help),
             Family::Gauge => metrics::describe_gauge!(name, help),

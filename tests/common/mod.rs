@@ -293,6 +293,18 @@ pub async fn spawn_simulate_process(args: &[&str]) -> SimulateProcess {
     SimulateProcess { child, metrics }
 }
 
+/// Writes `dir/profile.yaml`: a `server` section serving the `myapp` example protos, then
+/// `body` (the other sections). Written whole then renamed, as editors do, so a watcher never
+/// reads half a file.
+pub fn write_profile(dir: &Path, body: &str) -> PathBuf {
+    let protos = repo_root().join("protos/myapp");
+    let path = dir.join("profile.yaml");
+    let staging = dir.join("profile.yaml.tmp");
+    std::fs::write(&staging, format!("server:\n  protos: [{}]\n{body}", path_str(&protos))).unwrap();
+    std::fs::rename(&staging, &path).unwrap();
+    path
+}
+
 /// A client connection to `addr`.
 pub async fn connect(addr: SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("the client connects")
