@@ -2,7 +2,9 @@
 //! a status part-way, disconnects (RST_STREAM, GOAWAY, TCP reset, stall, blackhole), message
 //! caps and stream timeouts. Each injected fault is counted in the engine's [`FaultTally`].
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use super::tally::{FaultKind, FaultTally};
 use crate::server::accept::sleep_until;
 use crate::server::call::OutboundStream;
 use crate::server::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
+use crate::server::streams::LiveStream;
 
 /// How long a blackholed connection is held before it is reset (the peer has long given up).
 const BLACKHOLE_HOLD: Duration = Duration::from_secs(120);
@@ -50,11 +53,17 @@ impl StreamControl {
 pub struct ResettableBody<B> {
     inner: B,
     control: Arc<StreamControl>,
+    /// Set once the reset has yielded to the connection, so messages already handed to HTTP/2
+    /// are written before the reset discards its queue.
+    flushing: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// How long a reset waits for the connection to write what the stream already sent.
+const RESET_FLUSH: Duration = Duration::from_millis(1);
 
 impl<B> ResettableBody<B> {
     pub fn new(inner: B, control: Arc<StreamControl>) -> Self {
-        Self { inner, control }
+        Self { inner, control, flushing: None }
     }
 }
 
@@ -74,6 +83,8 @@ where
         let frame = Pin::new(&mut self.inner).poll_frame(cx);
         match (frame, self.control.pending_reset()) {
             (Poll::Pending, Some(reason)) => {
+                let flushing = self.flushing.get_or_insert_with(|| Box::pin(tokio::time::sleep(RESET_FLUSH)));
+                std::task::ready!(flushing.as_mut().poll(cx));
                 // hyper finds the h2 reason in the error's sources and resets with it.
                 Poll::Ready(Some(Err(Status::from_error(Box::new(h2::Error::from(reason))))))
             }
@@ -92,7 +103,8 @@ where
 
 /// Where a stream's faults act beyond the stream itself.
 pub struct FaultTargets {
-    pub stream_id: u64,
+    /// The stream the faults act on: its id, and the messages it has sent.
+    pub stream: Arc<LiveStream>,
     pub control: Arc<StreamControl>,
     pub connection: ConnectionContext,
     pub registry: Arc<ConnectionRegistry>,
@@ -135,7 +147,7 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
             }
             if let Some(cap) = faults.message_cap.filter(|cap| cap.max == sent) {
                 let code = (cap.code != Code::Ok).then_some(cap.code);
-                targets.tally.record(FaultKind::Cap, code, targets.stream_id);
+                targets.tally.record(FaultKind::Cap, code, targets.stream.id);
                 if cap.code != Code::Ok {
                     Err(Status::new(cap.code, format!("message cap of {} reached", cap.max)))?;
                 }
@@ -164,7 +176,7 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
                     Err(timed_out(&faults, &targets))?;
                 }
                 if !wait.is_zero() {
-                    targets.tally.record_latency(wait, targets.stream_id);
+                    targets.tally.record_latency(wait, targets.stream.id);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -179,13 +191,13 @@ pub fn inject(messages: OutboundStream, mut faults: StreamFaults, targets: Fault
 
 fn timed_out(faults: &StreamFaults, targets: &FaultTargets) -> Status {
     let timeout = faults.stream_timeout.expect("only called with a timeout");
-    targets.tally.record(FaultKind::Timeout, Some(timeout.code), targets.stream_id);
+    targets.tally.record(FaultKind::Timeout, Some(timeout.code), targets.stream.id);
     Status::new(timeout.code, format!("stream timeout of {} ms reached", timeout.after.as_millis()))
 }
 
 fn fail(faults: &mut StreamFaults, targets: &FaultTargets) -> Status {
     let (_, status) = faults.fail.take().expect("only called with a failure");
-    targets.tally.record(FaultKind::Fail, Some(status.code()), targets.stream_id);
+    targets.tally.record(FaultKind::Fail, Some(status.code()), targets.stream.id);
     status
 }
 
@@ -194,9 +206,14 @@ fn fail(faults: &mut StreamFaults, targets: &FaultTargets) -> Status {
 async fn disconnect(faults: &mut StreamFaults, targets: &FaultTargets) {
     let Some((_, mode)) = faults.disconnect.take() else { return };
     let connection = targets.connection.id;
-    targets.tally.record(FaultKind::from(mode), None, targets.stream_id);
+    targets.tally.record(FaultKind::from(mode), None, targets.stream.id);
     match mode {
-        DisconnectMode::ResetStream { h2_code } => targets.control.reset(h2::Reason::from(h2_code)),
+        DisconnectMode::ResetStream { h2_code } => {
+            // Every message yielded so far has been encoded; some may still be queued in
+            // HTTP/2, which a reset discards. The report counts those against what arrived.
+            targets.tally.record_messages_before_reset(targets.stream.messages_sent.load(Ordering::Relaxed));
+            targets.control.reset(h2::Reason::from(h2_code));
+        }
         DisconnectMode::Goaway { grace: Some(grace) } => {
             targets.registry.command(connection, ConnectionCommand::GoAway { grace });
             return;

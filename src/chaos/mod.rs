@@ -11,4 +11,4 @@ pub mod tally;
 
 pub use decide::{ChaosEngine, StreamFaults};
 pub use plan::FaultPlan;
-pub use tally::{FaultCount, FaultKind, FaultTally};
+pub use tally::{FaultCount, FaultKind, FaultTally, TallySummary};

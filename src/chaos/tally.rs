@@ -112,6 +112,17 @@ pub struct FaultTally {
     /// Prometheus counters, registered on first use so only observed series appear.
     counters: [[OnceLock<Counter>; CODE_SLOTS]; FaultKind::ALL.len()],
     injected_latency: OnceLock<Histogram>,
+    /// Messages streams had sent when a `reset_stream` fault reset them.
+    messages_before_resets: AtomicU64,
+}
+
+/// What the report needs of the tally at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TallySummary {
+    pub faults: Vec<FaultCount>,
+    /// Messages sent by streams before a `reset_stream` fault reset them: those that did not
+    /// arrive were discarded in flight by the reset.
+    pub messages_before_resets: u64,
 }
 
 impl Default for FaultTally {
@@ -120,6 +131,7 @@ impl Default for FaultTally {
             counts: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             counters: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
             injected_latency: OnceLock::new(),
+            messages_before_resets: AtomicU64::new(0),
         }
     }
 }
@@ -152,6 +164,19 @@ impl FaultTally {
         self.injected_latency
             .get_or_init(|| metrics::histogram!(names::INJECTED_LATENCY))
             .record(delay.as_secs_f64());
+    }
+
+    /// Counts the messages a stream had sent when it was reset.
+    pub fn record_messages_before_reset(&self, messages: u64) {
+        self.messages_before_resets.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// The counts and the messages sent before resets.
+    pub fn summary(&self) -> TallySummary {
+        TallySummary {
+            faults: self.snapshot(),
+            messages_before_resets: self.messages_before_resets.load(Ordering::Relaxed),
+        }
     }
 
     /// Every non-zero count.

@@ -222,7 +222,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     signal.abort();
     let timeline = progress.finish().await;
     drop(channels);
-    let faults = chaos.as_ref().map(|engine| engine.tally().snapshot());
+    let faults = chaos.as_ref().map(|engine| engine.tally().summary());
     shutdown.cancel();
     if let Some(task) = server_task {
         task.await.context("the embedded server task failed")?.context("the embedded server failed")?;

@@ -21,7 +21,8 @@ use tracing::debug;
 use super::codec::ReplyCodec;
 use super::outcome::{CallEnd, failure};
 use super::scenario::{Scenario, sequence, timestamp};
-use super::stats::{Batch, Collector, Sample};
+use super::stats::{Batch, Collector, DisconnectKind, Sample};
+use crate::proto::status::MESSAGES_READ_METADATA;
 use crate::proto::{CallKind, OutboundMessage};
 
 /// What a slot keeps from one call to the next.
@@ -84,14 +85,18 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
             grpc.ready().await.map_err(|error| tonic::Status::from_error(Box::new(error)))?;
             grpc.streaming(tonic::Request::new(outbound), scenario.path.clone(), codec).await
         } => opened,
-        _ = setup.cut.cancelled() => return finish(&scenario, batch, started, &sent, CallEnd::RunEnded, 0),
-        _ = sleep_until(started + idle) => return finish(&scenario, batch, started, &sent, idle_end(), 0),
-        _ = sleep_until(lifetime_end) => return finish(&scenario, batch, started, &sent, CallEnd::ClientEnded, 0),
+        _ = setup.cut.cancelled() => return finish(&scenario, batch, started, &sent, CallEnd::RunEnded, 0, None),
+        _ = sleep_until(started + idle) => return finish(&scenario, batch, started, &sent, idle_end(), 0, None),
+        _ = sleep_until(lifetime_end) => return finish(&scenario, batch, started, &sent, CallEnd::ClientEnded, 0, None),
     };
     let mut inbound = match opened {
         Ok(response) => response.into_inner(),
-        Err(status) => return finish(&scenario, batch, started, &sent, failure(&status), 0),
+        Err(status) => {
+            let read = messages_read(status.metadata());
+            return finish(&scenario, batch, started, &sent, failure(&status), 0, read);
+        }
     };
+    let mut read = None;
     let mut reader = ReplyReader { scenario: &scenario, started, previous: None, received: 0, send_times };
     let end = loop {
         let idle_deadline = reader.previous.unwrap_or(started) + idle;
@@ -110,8 +115,14 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
                         break CallEnd::ClientEnded;
                     }
                 }
-                Ok(None) => break CallEnd::Ok,
-                Err(status) => break failure(&status),
+                Ok(None) => {
+                    read = inbound.trailers().await.ok().flatten().and_then(|trailers| messages_read(&trailers));
+                    break CallEnd::Ok;
+                }
+                Err(status) => {
+                    read = messages_read(status.metadata());
+                    break failure(&status);
+                }
             },
             _ = setup.cut.cancelled() => break CallEnd::RunEnded,
             _ = sleep_until(idle_deadline) => break idle_end(),
@@ -119,14 +130,19 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
         }
     };
     let received = reader.received;
-    finish(&scenario, batch, started, &sent, end, received)
+    finish(&scenario, batch, started, &sent, end, received, read)
+}
+
+/// The count of messages the server read on the call, when its status carries one.
+fn messages_read(metadata: &tonic::metadata::MetadataMap) -> Option<u64> {
+    metadata.get(MESSAGES_READ_METADATA)?.to_str().ok()?.parse().ok()
 }
 
 fn idle_end() -> CallEnd {
-    CallEnd::Failed { code: None, disconnect: Some(super::stats::DisconnectKind::IdleTimeout) }
+    CallEnd::Failed { code: None, disconnect: Some(DisconnectKind::IdleTimeout) }
 }
 
-/// Counts the call's end.
+/// Counts the call's end; `read` is what the server says it read of the messages sent.
 fn finish(
     scenario: &Scenario,
     batch: &mut Batch,
@@ -134,9 +150,16 @@ fn finish(
     sent: &AtomicU64,
     end: CallEnd,
     received: u64,
+    read: Option<u64>,
 ) -> CallResult {
-    batch.counts.messages_sent += sent.load(Ordering::Relaxed);
+    let sent = sent.load(Ordering::Relaxed);
+    batch.counts.messages_sent += sent;
     let metrics = &scenario.metrics;
+    if let Some(read) = read {
+        let unread = sent.saturating_sub(read);
+        batch.counts.messages_unread += unread;
+        metrics.unread.increment(unread);
+    }
     match end {
         CallEnd::Ok | CallEnd::ClientEnded => {
             batch.counts.calls_completed += 1;
@@ -153,6 +176,9 @@ fn finish(
                 metrics.ended[code as usize].increment(1);
             }
             if let Some(kind) = disconnect {
+                if kind == DisconnectKind::Reset {
+                    batch.counts.received_before_resets += received;
+                }
                 batch.counts.disconnects[kind as usize] += 1;
                 metrics.errors_by_kind[kind as usize].increment(1);
             }

@@ -24,6 +24,7 @@ pub const ERRORS: &str = "streamstorm_client_errors_total";
 pub const RECONNECTS: &str = "streamstorm_client_reconnects_total";
 pub const STREAMS_GIVEN_UP: &str = "streamstorm_client_streams_given_up_total";
 pub const MISSED_MESSAGES: &str = "streamstorm_client_missed_messages_total";
+pub const MESSAGES_UNREAD: &str = "streamstorm_client_messages_unread_total";
 
 /// Handles for one scenario, labelled by its method.
 #[derive(Debug, Clone)]
@@ -46,6 +47,7 @@ pub struct ScenarioMetrics {
     pub reconnects: Counter,
     pub given_up: Counter,
     pub missed: Counter,
+    pub unread: Counter,
 }
 
 /// Help text for every family (Prometheus tooling expects one per family).
@@ -68,6 +70,11 @@ const HELP: &[(&str, Family, &str)] = &[
     (RECONNECTS, Family::Counter, "Calls re-opened after a failure."),
     (STREAMS_GIVEN_UP, Family::Counter, "Slots that stopped after their reconnect attempts ran out."),
     (MISSED_MESSAGES, Family::Counter, "Messages missed, from gaps in the sequence field."),
+    (
+        MESSAGES_UNREAD,
+        Family::Counter,
+        "Messages sent on calls the server ended before reading them (servers that report what they read).",
+    ),
 ];
 
 impl ScenarioMetrics {
@@ -102,7 +109,8 @@ impl ScenarioMetrics {
                 .collect(),
             reconnects: counter!(RECONNECTS, "method" => method.clone()),
             given_up: counter!(STREAMS_GIVEN_UP, "method" => method.clone()),
-            missed: counter!(MISSED_MESSAGES, "method" => method),
+            missed: counter!(MISSED_MESSAGES, "method" => method.clone()),
+            unread: counter!(MESSAGES_UNREAD, "method" => method),
         }
     }
 }

@@ -71,6 +71,11 @@ pub struct Counts {
     pub reconnects: u64,
     pub given_up: u64,
     pub missed_messages: u64,
+    /// Messages sent on calls the server ended before reading them (from the count of
+    /// messages read that the server's status carries).
+    pub messages_unread: u64,
+    /// Replies received on calls that ended with an HTTP/2 reset.
+    pub received_before_resets: u64,
     /// Failed calls by status code.
     pub errors: [u64; CODES],
     /// Failed calls by status code, only those with no disconnect under them: what the
@@ -90,6 +95,8 @@ impl Counts {
         self.reconnects += other.reconnects;
         self.given_up += other.given_up;
         self.missed_messages += other.missed_messages;
+        self.messages_unread += other.messages_unread;
+        self.received_before_resets += other.received_before_resets;
         for (sum, add) in self.errors.iter_mut().zip(other.errors) {
             *sum += add;
         }

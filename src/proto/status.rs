@@ -28,6 +28,11 @@ const NAMES: [(&str, Code); CODE_COUNT] = [
     ("UNAUTHENTICATED", Code::Unauthenticated),
 ];
 
+/// The trailer every status from `serve` carries: how many messages the server read on the
+/// call, so a client can tell which of the messages it sent were never read (sent on a call the
+/// server ended first).
+pub const MESSAGES_READ_METADATA: &str = "streamstorm-messages-read";
+
 /// The canonical name of a code (`UNAVAILABLE`).
 pub fn code_name(code: Code) -> &'static str {
     NAMES[code as usize].0

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::chaos::FaultCount;
+use crate::chaos::TallySummary;
 use crate::client::stats::{CODES, Counts};
 use crate::client::{DisconnectKind, Sample, Scenario, ScenarioStats};
 use crate::config::load::Threshold;
@@ -77,6 +77,9 @@ pub struct MessageCounts {
     pub per_second: f64,
     /// Sequence numbers skipped (only where a scenario names a `sequence_field`).
     pub missed: u64,
+    /// Sent on calls the server ended before reading them (known when the server reports
+    /// what it read, as `serve` does).
+    pub unread_by_server: u64,
 }
 
 /// Milliseconds at the usual percentiles.
@@ -133,7 +136,7 @@ pub struct ReportInputs<'a> {
     pub elapsed: Duration,
     pub target: String,
     pub seed: u64,
-    pub faults: Option<Vec<FaultCount>>,
+    pub faults: Option<TallySummary>,
     pub thresholds: &'a [Threshold],
     pub timeline: Vec<TimelinePoint>,
 }
@@ -170,6 +173,7 @@ fn message_counts(counts: &Counts, elapsed: Duration) -> MessageCounts {
         received: counts.messages_received,
         per_second: counts.messages_received as f64 / elapsed.as_secs_f64().max(1e-3),
         missed: counts.missed_messages,
+        unread_by_server: counts.messages_unread,
     }
 }
 
@@ -222,7 +226,7 @@ impl Report {
             message_age_ms: pct(Sample::Age),
             backoff_ms: pct(Sample::Backoff),
             scenarios,
-            server_faults: inputs.faults.map(|faults| reconcile::reconcile(&faults, &counts)),
+            server_faults: inputs.faults.map(|tally| reconcile::reconcile(&tally, &counts)),
             thresholds,
             timeline: inputs.timeline,
         }

@@ -63,8 +63,8 @@ pub fn summary(report: &Report) -> String {
     let messages = &report.messages;
     let _ = writeln!(
         out,
-        "messages  {} sent, {} received ({:.1}/s), {} missed by sequence",
-        messages.sent, messages.received, messages.per_second, messages.missed
+        "messages  {} sent ({} unread by the server), {} received ({:.1}/s), {} missed by sequence",
+        messages.sent, messages.unread_by_server, messages.received, messages.per_second, messages.missed
     );
     let _ = writeln!(
         out,
@@ -124,6 +124,14 @@ pub fn summary(report: &Report) -> String {
             "  {:<16} {:>8} {:>10}",
             "stream resets", faults.resets.injected, faults.resets.observed
         );
+        let lost = &faults.messages_before_resets;
+        if lost.sent > 0 {
+            let _ = writeln!(
+                out,
+                "  reset streams had sent {} messages, {} arrived, {} lost in flight",
+                lost.sent, lost.received, lost.lost_in_flight
+            );
+        }
         let _ = writeln!(
             out,
             "  {}",

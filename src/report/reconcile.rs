@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::chaos::{FaultCount, FaultKind};
+use crate::chaos::{FaultKind, TallySummary};
 use crate::client::DisconnectKind;
 use crate::client::stats::{CODES, Counts};
 use crate::proto::status::code_name;
@@ -23,6 +23,10 @@ pub struct ServerFaults {
     pub status_codes: Vec<CodeReconciliation>,
     /// `reset_stream` faults vs HTTP/2 resets the client saw.
     pub resets: Pair,
+    /// Messages the reset streams had sent vs those that arrived: a reset discards what is
+    /// still queued, so the difference was lost in flight (and is the only server message
+    /// the client's count may lack).
+    pub messages_before_resets: ResetMessages,
     /// True when every status code and the resets match exactly.
     pub reconciled: bool,
 }
@@ -38,6 +42,13 @@ pub struct InjectedFault {
 pub struct Pair {
     pub injected: u64,
     pub observed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ResetMessages {
+    pub sent: u64,
+    pub received: u64,
+    pub lost_in_flight: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +71,8 @@ fn ends_with_status(kind: FaultKind) -> bool {
     )
 }
 
-pub fn reconcile(faults: &[FaultCount], client: &Counts) -> ServerFaults {
+pub fn reconcile(tally: &TallySummary, client: &Counts) -> ServerFaults {
+    let faults = &tally.faults;
     let mut by_code = [0u64; CODES];
     let mut resets = 0;
     for fault in faults {
@@ -92,7 +104,12 @@ pub fn reconcile(faults: &[FaultCount], client: &Counts) -> ServerFaults {
             count: fault.count,
         })
         .collect();
-    ServerFaults { injected, status_codes, resets, reconciled }
+    let messages_before_resets = ResetMessages {
+        sent: tally.messages_before_resets,
+        received: client.received_before_resets,
+        lost_in_flight: tally.messages_before_resets.saturating_sub(client.received_before_resets),
+    };
+    ServerFaults { injected, status_codes, resets, messages_before_resets, reconciled }
 }
 
 /// Injected faults summed by kind, for the printed table.

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -15,8 +16,9 @@ use futures::future::BoxFuture;
 use prost_reflect::DynamicMessage;
 use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataValue;
 use tonic::server::Grpc;
-use tonic::{Code, Status, Streaming};
+use tonic::{Status, Streaming};
 
 use super::ServerSettings;
 use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder, stream_rng};
@@ -25,6 +27,7 @@ use super::limits::StreamLimits;
 use super::streams::{StreamGuard, StreamRegistry};
 use crate::chaos::inject::{FaultTargets, ResettableBody, StreamControl, inject};
 use crate::chaos::{ChaosEngine, FaultTally, StreamFaults};
+use crate::proto::status::MESSAGES_READ_METADATA;
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
 
 /// Distinguishes the limits' latency draws from other per-stream draws.
@@ -139,13 +142,13 @@ impl DynamicShared {
         if let Some((kind, abort)) = faults.abort.clone() {
             self.tally.record(kind, Some(abort.code()), stream_id);
             stream.finish(abort.code());
-            return Box::pin(futures::future::ready(Err(abort)));
+            return Box::pin(futures::future::ready(Err(stamp_messages_read(abort, &stream))));
         }
         let inbound_cap =
             faults.inbound_cap.map(|max| InboundCap { max, tally: self.tally.clone(), stream_id });
         let inbound = Inbound::new(messages).with_cap(inbound_cap);
         let targets = FaultTargets {
-            stream_id,
+            stream: stream.stream().clone(),
             control,
             connection: connection.clone(),
             registry: self.connections.clone(),
@@ -158,12 +161,12 @@ impl DynamicShared {
                 Ok(response) => response,
                 Err(status) => {
                     stream.finish(status.code());
-                    return Err(status);
+                    return Err(stamp_messages_read(status, &stream));
                 }
             };
             Ok(response.map(|messages| {
                 let messages = inject(messages, faults, targets);
-                Box::pin(TrackedOutbound { messages, stream }) as OutboundStream
+                Box::pin(TrackedOutbound { messages, stream, ended: false }) as OutboundStream
             }))
         })
     }
@@ -177,24 +180,37 @@ fn unknown_method_status(path: &str) -> Status {
     Status::unimplemented(format!("unknown method {method} for service {service}"))
 }
 
+/// Adds the [`MESSAGES_READ_METADATA`] trailer: the messages read on the call so far.
+fn stamp_messages_read(mut status: Status, stream: &StreamGuard) -> Status {
+    let read = stream.stream().messages_received.load(Ordering::Relaxed);
+    status.metadata_mut().insert(MESSAGES_READ_METADATA, MetadataValue::from(read));
+    status
+}
+
 /// Passes the outbound messages through, recording on the stream's guard the status they end
-/// with: the error item's code, or `OK` when they run out. Dropped early, the guard records
-/// `CANCELLED`.
+/// with: the error item's code, or `OK` when they run out. Every status carries the count of
+/// messages read (an `OK` end becomes an explicit `OK` status to carry it). Dropped early, the
+/// guard records `CANCELLED`.
 struct TrackedOutbound {
     messages: OutboundStream,
     stream: StreamGuard,
+    ended: bool,
 }
 
 impl Stream for TrackedOutbound {
     type Item = Result<OutboundMessage, Status>;
 
     fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let item = std::task::ready!(self.messages.as_mut().poll_next(cx));
-        match &item {
-            Some(Err(status)) => self.stream.finish(status.code()),
-            None => self.stream.finish(Code::Ok),
-            Some(Ok(_)) => {}
+        if self.ended {
+            return Poll::Ready(None);
         }
-        Poll::Ready(item)
+        let item = match std::task::ready!(self.messages.as_mut().poll_next(cx)) {
+            Some(Ok(message)) => return Poll::Ready(Some(Ok(message))),
+            Some(Err(status)) => status,
+            None => Status::ok(""),
+        };
+        self.ended = true;
+        self.stream.finish(item.code());
+        Poll::Ready(Some(Err(stamp_messages_read(item, &self.stream))))
     }
 }
