@@ -56,7 +56,8 @@ fuzz_target!(|text: &str| {
         for stream_id in 0..3 {
             let mut faults = engine.draw(method, stream_id, &metadata);
             let _ = faults.summary().describe();
-            for latency in [&faults.first_message_latency, &faults.per_message_latency].into_iter().flatten() {
+            for latency in [&faults.first_message_latency, &faults.per_message_latency].into_iter().flatten()
+            {
                 let _ = latency.sample(&mut faults.rng);
             }
         }

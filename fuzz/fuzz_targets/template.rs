@@ -19,8 +19,9 @@ static REQUEST: LazyLock<Json> = LazyLock::new(|| {
         "big": "9007199254740993", "flag": true, "empty": {}, "none": null
     })
 });
-static MESSAGE: LazyLock<Json> =
-    LazyLock::new(|| json!({"content": "AUTH token", "sequence": 3, "data": "aGVsbG8=", "nested": [{"x": []}]}));
+static MESSAGE: LazyLock<Json> = LazyLock::new(
+    || json!({"content": "AUTH token", "sequence": 3, "data": "aGVsbG8=", "nested": [{"x": []}]}),
+);
 static STATE: LazyLock<Map<String, Json>> = LazyLock::new(|| {
     let mut state = Map::new();
     state.insert("chunks".into(), json!(4));
