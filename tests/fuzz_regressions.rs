@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use prost::Message;
 use prost_reflect::{DynamicMessage, Value};
 use streamstorm::chaos::decide::ChaosEngine;
 use streamstorm::config::load::compile_load;
