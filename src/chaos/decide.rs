@@ -207,7 +207,10 @@ impl ChaosEngine {
         if let Some(index) = self.pinned_phase() {
             return Some(index);
         }
-        let cycle: Duration = plan.phases.iter().map(|phase| phase.duration).sum();
+        // Saturating: phases may each be as long as a duration can be, and a cycle longer
+        // than that never comes round anyway.
+        let cycle =
+            plan.phases.iter().fold(Duration::ZERO, |total, phase| total.saturating_add(phase.duration));
         if cycle.is_zero() {
             return None;
         }

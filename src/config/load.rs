@@ -204,7 +204,8 @@ impl ReconnectPolicy {
         let base = (self.initial_backoff.as_secs_f64() * self.multiplier.powi(exponent))
             .min(self.max_backoff.as_secs_f64());
         let jittered = base * (1.0 + self.jitter * spread.clamp(-1.0, 1.0));
-        Duration::from_secs_f64(jittered.max(0.0))
+        // A `max_backoff` near the longest duration, jittered upwards, no longer fits one.
+        Duration::try_from_secs_f64(jittered.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 
