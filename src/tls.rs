@@ -54,7 +54,11 @@ pub fn certificates(file: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'st
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| TlsError::new(file, path, format!("not valid PEM: {error}")))?;
     if certificates.is_empty() {
-        return Err(TlsError::new(file, path, "no certificates in the file (expected PEM 'BEGIN CERTIFICATE')"));
+        return Err(TlsError::new(
+            file,
+            path,
+            "no certificates in the file (expected PEM 'BEGIN CERTIFICATE')",
+        ));
     }
     Ok(certificates)
 }
@@ -99,9 +103,9 @@ pub fn identity(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
 pub fn roots(path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
     let mut store = rustls::RootCertStore::empty();
     for certificate in certificates(TlsFile::Ca, path)? {
-        store
-            .add(certificate)
-            .map_err(|error| TlsError::new(TlsFile::Ca, path, format!("not a usable CA certificate: {error}")))?;
+        store.add(certificate).map_err(|error| {
+            TlsError::new(TlsFile::Ca, path, format!("not a usable CA certificate: {error}"))
+        })?;
     }
     Ok(Arc::new(store))
 }

@@ -9,12 +9,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::interop::{Client, ClientCall, GrpcurlOutput, grpcurl, grpcurl_over};
+use common::interop::{Client, ClientCall, GrpcurlOutput, grpcurl_over};
 use common::tls::TestPki;
 use common::{TestServer, path_str};
 use streamstorm::server::{DefaultResponse, ServerSettings, ServerTls, ServerTlsFiles};
 
 const SUBSCRIBE: &str = "myapp.NotificationService/Subscribe";
+const PLAINTEXT: &[&str] = &["-plaintext", "-connect-timeout", "3"];
 
 async fn tls_server(pki: &TestPki, mutual: bool) -> TestServer {
     let files = ServerTlsFiles {
@@ -29,8 +30,14 @@ async fn tls_server(pki: &TestPki, mutual: bool) -> TestServer {
 
 /// grpcurl over TLS trusting `ca`, with `identity` flags (a client certificate): `list`, or
 /// `Subscribe` to one topic.
-async fn grpcurl_tls(addr: SocketAddr, ca: &std::path::Path, identity: &[&str], method: Option<&str>) -> GrpcurlOutput {
-    let mut transport = vec!["-cacert", path_str(ca)];
+async fn grpcurl_tls(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    identity: &[&str],
+    method: Option<&str>,
+) -> GrpcurlOutput {
+    // grpcurl retries a failed handshake until its connect timeout (10 s by default).
+    let mut transport = vec!["-connect-timeout", "3", "-cacert", path_str(ca)];
     transport.extend_from_slice(identity);
     match method {
         None => grpcurl_over(&transport, addr, &[], &["list"], None).await,
@@ -49,7 +56,7 @@ async fn grpcurl_lists_and_streams_over_tls_and_refuses_plaintext_and_untrusted_
     assert!(output.success, "{}", output.stderr);
     assert_eq!(output.messages().len(), 3, "{}", output.stdout);
 
-    let plaintext = grpcurl(server.addr, &[], &["list"], None).await;
+    let plaintext = grpcurl_over(PLAINTEXT, server.addr, &[], &["list"], None).await;
     assert!(!plaintext.success, "{}", plaintext.stdout);
     let untrusted = grpcurl_tls(server.addr, &pki.other_ca, &[], None).await;
     assert!(!untrusted.success, "{}", untrusted.stdout);
@@ -89,7 +96,10 @@ async fn python_grpcio_calls_with_ssl_channel_credentials() {
             .arg("--tls-root")
             .arg(path_str(&pki.ca));
         if with_identity {
-            call.arg("--tls-cert").arg(path_str(&pki.client_cert)).arg("--tls-key").arg(path_str(&pki.client_key))
+            call.arg("--tls-cert")
+                .arg(path_str(&pki.client_cert))
+                .arg("--tls-key")
+                .arg(path_str(&pki.client_key))
         } else {
             call
         }
@@ -117,7 +127,7 @@ async fn the_serve_binary_counts_failed_handshakes_and_keeps_serving() {
     )
     .await;
     for _ in 0..2 {
-        let plaintext = grpcurl(served.addr, &[], &["list"], None).await;
+        let plaintext = grpcurl_over(PLAINTEXT, served.addr, &[], &["list"], None).await;
         assert!(!plaintext.success, "{}", plaintext.stdout);
     }
     let output = grpcurl_tls(served.addr, &pki.ca, &[], None).await;

@@ -14,9 +14,7 @@ use common::tls::TestPki;
 use common::{TestServer, call, json_message, path_str};
 use serde_json::json;
 use streamstorm::client::{ClientTls, ClientTlsFiles, Trust, channels};
-use streamstorm::server::{
-    ConnectionCommand, DefaultResponse, ServerSettings, ServerTls, ServerTlsFiles,
-};
+use streamstorm::server::{ConnectionCommand, DefaultResponse, ServerSettings, ServerTls, ServerTlsFiles};
 use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 
@@ -53,9 +51,10 @@ fn tls_channel(server: &TestServer, ca: &Path, identity: Option<(&Path, &Path)>)
 /// A unary call's status code, bounded so a hanging call fails the test.
 async fn get_user(server: &TestServer, channel: Channel) -> tonic::Code {
     let request = json_message(&server.pool, "myapp.GetUserRequest", json!({"user_id": "u1"}));
-    let outcome = tokio::time::timeout(Duration::from_secs(10), call(channel, &server.pool, GET_USER, vec![request]))
-        .await
-        .expect("the call ends within 10 s");
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(10), call(channel, &server.pool, GET_USER, vec![request]))
+            .await
+            .expect("the call ends within 10 s");
     outcome.status.code()
 }
 
@@ -112,9 +111,10 @@ async fn tcp_resets_and_blackholes_reach_tls_connections() {
     let path = format!("/{SUBSCRIBE}");
 
     let channel = tls_channel(&server, &pki.ca, None);
-    let mut stream = common::open_stream(channel, &path, response_type.clone(), futures::stream::iter([request()]))
-        .await
-        .expect("the stream opens");
+    let mut stream =
+        common::open_stream(channel, &path, response_type.clone(), futures::stream::iter([request()]))
+            .await
+            .expect("the stream opens");
     stream.message().await.expect("a first message").expect("not the end");
     server.handle.connections.command_all(ConnectionCommand::Reset);
     let commanded = Instant::now();
@@ -132,12 +132,17 @@ async fn tcp_resets_and_blackholes_reach_tls_connections() {
     let hold = Duration::from_millis(800);
     server.handle.connections.command_all(ConnectionCommand::Blackhole { hold });
     let commanded = Instant::now();
-    let (arrivals, status) = tokio::time::timeout(Duration::from_secs(5), common::arrivals(&mut stream, commanded))
-        .await
-        .expect("the blackhole ends the stream with a reset after its hold");
+    let (arrivals, status) =
+        tokio::time::timeout(Duration::from_secs(5), common::arrivals(&mut stream, commanded))
+            .await
+            .expect("the blackhole ends the stream with a reset after its hold");
     // Messages already on the wire may still arrive; nothing is sent once the socket is held.
     assert!(arrivals.iter().all(|at| *at < Duration::from_millis(300)), "{arrivals:?}");
-    assert!(commanded.elapsed() >= hold - Duration::from_millis(100), "ended after {:?}", commanded.elapsed());
+    assert!(
+        commanded.elapsed() >= hold - Duration::from_millis(100),
+        "ended after {:?}",
+        commanded.elapsed()
+    );
     assert!(format!("{status:?}").contains("ConnectionReset"), "{status:?}");
 }
 
@@ -183,11 +188,7 @@ fn assert_clean(report: &serde_json::Value) {
 #[test]
 fn simulate_over_tls_and_mtls_against_the_embedded_server() {
     let pki = TestPki::new();
-    let tls = format!(
-        "    cert: {}\n    key: {}\n",
-        path_str(&pki.server_cert),
-        path_str(&pki.server_key)
-    );
+    let tls = format!("    cert: {}\n    key: {}\n", path_str(&pki.server_cert), path_str(&pki.server_key));
     // Nothing about TLS in `load`: the client trusts the server's own certificate.
     assert_clean(&simulate_report(&tls_profile(pki.dir.path(), &tls, ""), &[]));
     let mtls = format!("{tls}    client_ca: {}\n", path_str(&pki.ca));
@@ -223,7 +224,9 @@ async fn simulate_target_drives_a_separate_mtls_serve_described_by_reflection() 
     .await;
     // No protos: the client asks the target over reflection, over mTLS.
     let profile = pki.path("load.yaml");
-    let scenarios = format!("load:\n  scenarios:\n    - {{ method: {SUBSCRIBE}, streams: 10, request: {{ topics: [a] }} }}\n");
+    let scenarios = format!(
+        "load:\n  scenarios:\n    - {{ method: {SUBSCRIBE}, streams: 10, request: {{ topics: [a] }} }}\n"
+    );
     std::fs::write(&profile, scenarios).unwrap();
     let target = served.addr.to_string();
     let args = [
@@ -250,15 +253,26 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 fn bad_certificate_and_key_files_are_located_errors() {
     let pki = TestPki::new();
     let garbage = pki.path("garbage.pem");
-    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n")
+        .unwrap();
     let empty = pki.path("empty.pem");
     std::fs::write(&empty, "nothing here\n").unwrap();
     let missing = pki.path("missing.pem");
     let cases = [
         (path_str(&missing), path_str(&pki.server_key), "server.tls.cert", "missing.pem: cannot read"),
         (path_str(&garbage), path_str(&pki.server_key), "server.tls.cert", "garbage.pem: not valid PEM"),
-        (path_str(&empty), path_str(&pki.server_key), "server.tls.cert", "empty.pem: no certificates in the file"),
-        (path_str(&pki.server_cert), path_str(&empty), "server.tls.key", "empty.pem: no private key in the file"),
+        (
+            path_str(&empty),
+            path_str(&pki.server_key),
+            "server.tls.cert",
+            "empty.pem: no certificates in the file",
+        ),
+        (
+            path_str(&pki.server_cert),
+            path_str(&empty),
+            "server.tls.key",
+            "empty.pem: no private key in the file",
+        ),
         (
             path_str(&pki.server_cert),
             path_str(&pki.client_key),
@@ -271,7 +285,10 @@ fn bad_certificate_and_key_files_are_located_errors() {
         let profile = tls_profile(pki.dir.path(), &tls, "");
         let (line, column) = if field.ends_with("cert") { (4, 11) } else { (5, 10) };
         let located = format!("tls.yaml:{line}:{column}: {field}: ");
-        for command in [vec!["validate"], vec!["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--profile"]] {
+        for command in [
+            vec!["validate"],
+            vec!["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--profile"],
+        ] {
             let mut args = command.clone();
             args.push(path_str(&profile));
             let (code, stderr) = run(&args);
@@ -288,7 +305,11 @@ fn bad_certificate_and_key_files_are_located_errors() {
     );
     let (code, stderr) = run(&["validate", path_str(&tls_profile(pki.dir.path(), &tls, ""))]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("tls.yaml:6:16: server.tls.client_ca: ") && stderr.contains("empty.pem: no certificates"), "{stderr}");
+    assert!(
+        stderr.contains("tls.yaml:6:16: server.tls.client_ca: ")
+            && stderr.contains("empty.pem: no certificates"),
+        "{stderr}"
+    );
     let (code, stderr) = run(&[
         "serve",
         "--protos",

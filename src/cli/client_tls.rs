@@ -33,12 +33,18 @@ impl ClientTlsFlags {
 enum Source<'a> {
     Flags,
     Section(&'a TlsSection),
+    /// Nothing written for the client: the embedded server's `server.tls` alone.
+    Embedded(&'a TlsSection),
 }
 
 impl Source<'_> {
     fn locate(&self, profile: &Path, error: &TlsError) -> Problem {
         match self {
             Source::Section(section) => section.problem(profile, error),
+            // The one file read is the server's certificate, to pin it.
+            Source::Embedded(server) => {
+                server.problem(profile, &TlsError { file: TlsFile::Cert, ..error.clone() })
+            }
             Source::Flags => {
                 let flag = match error.file {
                     TlsFile::Cert => "--tls-cert",
@@ -56,10 +62,13 @@ impl Source<'_> {
             Source::Section(section) => {
                 let at = [&section.ca, &section.cert, &section.key].into_iter().flatten().next();
                 match at {
-                    Some(path) => Problem::at(profile, path.at.line, path.at.column, message).with_field("load.tls"),
+                    Some(path) => {
+                        Problem::at(profile, path.at.line, path.at.column, message).with_field("load.tls")
+                    }
                     None => Problem::in_file(profile, message).with_field("load.tls"),
                 }
             }
+            Source::Embedded(_) => Problem::in_file(profile, message).with_field("load.tls"),
             Source::Flags => Problem::in_file(profile, message).with_field("--tls-ca"),
         }
     }
@@ -88,8 +97,7 @@ pub fn client_tls(
         (Source::Section(section), ca, section.identity(), section.server_name.clone())
     } else if let Some(server) = server {
         // The embedded server speaks TLS and the profile says nothing more: trust its certificate.
-        let source = Source::Section(server);
-        (source, None, None, None)
+        (Source::Embedded(server), None, None, None)
     } else {
         return Ok(None);
     };

@@ -180,7 +180,8 @@ impl ServeArgs {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return profile.map_or(Ok(None), server_tls);
         };
-        let files = ServerTlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() };
+        let files =
+            ServerTlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() };
         ServerTls::load(&files).map(Some).map_err(|error| {
             let flag = match error.file {
                 TlsFile::Cert => "--tls-cert",

@@ -237,8 +237,8 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         }
     };
     info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
-    let channels =
-        channels(&address, plan.connections, plan.connect_timeout, tls.as_ref()).map_err(anyhow::Error::from)?;
+    let channels = channels(&address, plan.connections, plan.connect_timeout, tls.as_ref())
+        .map_err(anyhow::Error::from)?;
     let duration = args.duration.or(plan.duration).unwrap_or(if plan.calls.is_some() {
         Duration::from_secs(86_400)
     } else {

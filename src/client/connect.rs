@@ -32,7 +32,11 @@ pub enum ConnectError {
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn endpoint(target: &str, connect_timeout: Duration, tls: Option<&ClientTls>) -> Result<Endpoint, ConnectError> {
+fn endpoint(
+    target: &str,
+    connect_timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<Endpoint, ConnectError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = if target.contains("://") { target.to_owned() } else { format!("{scheme}://{target}") };
     Ok(Endpoint::from_shared(uri)

@@ -53,9 +53,9 @@ impl ClientTls {
             .expect("the ring provider supports the default protocol versions");
         let builder = match &files.trust {
             Trust::Roots(ca) => builder.with_root_certificates(roots(ca)?),
-            Trust::Pinned(cert) => builder.dangerous().with_custom_certificate_verifier(Arc::new(
-                PinnedCertificate::load(cert)?,
-            )),
+            Trust::Pinned(cert) => {
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(PinnedCertificate::load(cert)?))
+            }
         };
         let mut config = match &files.identity {
             None => builder.with_no_client_auth(),

@@ -76,7 +76,11 @@ impl Reader<'_> {
         self.mapping(node, field, SERVER_TLS_FIELDS)?;
         for key in ["cert", "key"] {
             if node.get(key).is_none() {
-                self.problem(node.at, field, format!("missing field '{key}' (e.g. {key}: certs/server-{key}.pem)"));
+                self.problem(
+                    node.at,
+                    field,
+                    format!("missing field '{key}' (e.g. {key}: certs/server-{key}.pem)"),
+                );
             }
         }
         Some(TlsSection {
@@ -91,8 +95,12 @@ impl Reader<'_> {
         let field = "load.tls";
         self.mapping(node, field, LOAD_TLS_FIELDS)?;
         match (node.get("cert"), node.get("key")) {
-            (Some(_), None) => self.problem(node.at, field, "missing field 'key': a client cert needs its key"),
-            (None, Some(_)) => self.problem(node.at, field, "missing field 'cert': a client key needs its cert"),
+            (Some(_), None) => {
+                self.problem(node.at, field, "missing field 'key': a client cert needs its key")
+            }
+            (None, Some(_)) => {
+                self.problem(node.at, field, "missing field 'cert': a client key needs its cert")
+            }
             _ => {}
         }
         Some(TlsSection {

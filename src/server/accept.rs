@@ -278,6 +278,7 @@ impl ConnectionTask {
         }
     }
 
+    /// Forgets the connection and counts why it closed.
     fn closed(&self, reason: CloseReason) {
         let id = self.context.id;
         self.registry.remove(id);

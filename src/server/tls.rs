@@ -74,11 +74,12 @@ impl ServerTls {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder.with_single_cert(identity.chain, identity.key).map_err(|error| TlsError {
-            file: TlsFile::Cert,
-            path: files.cert.clone(),
-            message: format!("unusable certificate: {error}"),
-        })?;
+        let mut config =
+            builder.with_single_cert(identity.chain, identity.key).map_err(|error| TlsError {
+                file: TlsFile::Cert,
+                path: files.cert.clone(),
+                message: format!("unusable certificate: {error}"),
+            })?;
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
