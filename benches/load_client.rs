@@ -93,7 +93,7 @@ fn measure(workload: &str, pool: &DescriptorPool, message: OutboundMessage) {
     let scenarios = compile_scenarios(&plan, &profile.file, &catalog).expect("the bench scenario resolves");
     let (server_before, client_before) = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
     let received = client_runtime.block_on(async {
-        let channels = channels(&address, plan.connections, plan.connect_timeout).unwrap();
+        let channels = channels(&address, plan.connections, plan.connect_timeout, None).unwrap();
         let settings = LoadSettings { duration: RUN, calls: None, seed: 1, drain: Duration::ZERO };
         let run = client::start(&scenarios, &channels, &settings);
         let collector: Arc<client::Collector> = run.collector();

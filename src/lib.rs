@@ -20,6 +20,7 @@
 //!   for `/metrics`, `/streams` and the admin endpoint.
 //! - [`config`]: profiles — the server's inputs and limits, the chaos plan, metrics and load —
 //!   compiled with every problem located by `file:line:col` and field path.
+//! - [`tls`]: PEM certificates, keys and trust roots for the server's TLS and the client's.
 //! - [`document`]: YAML/JSON read with the position of every key and value.
 //! - [`validate`]: `streamstorm validate`, every input problem at once.
 //! - [`diagnostic`]: located problems (`file:line:col`, field path) shared by every loader.
@@ -39,5 +40,6 @@ pub mod server;
 pub mod stub;
 pub mod telemetry;
 pub mod template;
+pub mod tls;
 pub mod validate;
 pub mod watch;

@@ -1,13 +1,13 @@
 //! `streamstorm validate`: loads every input named — protos, descriptor sets, stub files,
 //! scripts, profiles, and directories of them — and reports every problem at once, starting
 //! nothing. Stubs are checked against the protos named in the same run or by a profile; a
-//! profile brings its own protos, import paths and stubs, and the methods its rules name are
-//! checked against them.
+//! profile brings its own protos, import paths and stubs, the methods its rules name are
+//! checked against them, and the files its `server.tls` names are read and checked.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Profile, check_methods, is_profile, load_profile};
+use crate::config::{Profile, check_methods, is_profile, load_profile, server_tls};
 use crate::diagnostic::{Problem, Problems, files_under};
 use crate::proto::MethodCatalog;
 use crate::proto::loader::{is_proto_input, load_pool};
@@ -34,6 +34,9 @@ impl Inputs {
             self.profile_files += 1;
             match load_profile(path) {
                 Ok(profile) => {
+                    if let Err(found) = server_tls(&profile) {
+                        problems.extend(found);
+                    }
                     self.protos.extend(profile.server.protos.iter().cloned());
                     self.import_paths.extend(profile.server.import_paths.iter().cloned());
                     self.stubs.extend(profile.server.stubs.iter().cloned());

@@ -2,6 +2,7 @@
 //! Exit codes: 0 success, 2 invalid input, 1 failed `simulate` thresholds, 3 a `simulate` run
 //! that could not be carried out.
 
+mod client_tls;
 mod serve;
 mod simulate;
 

@@ -16,16 +16,18 @@ use tracing::info;
 
 use crate::chaos::{ChaosEngine, FaultPlan};
 use crate::config::reload::ProfileReloader;
-use crate::config::{Profile, check_methods, load_profile};
+use crate::config::{Profile, check_methods, load_profile, server_tls};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
 use crate::server::{
-    BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings, StreamLimits,
+    BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings, ServerTls, ServerTlsFiles,
+    StreamLimits,
 };
 use crate::stub::reload::StubReloader;
 use crate::stub::{StubResponder, load_stubs};
 use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
+use crate::tls::TlsFile;
 
 use super::{cancel_on_signal, report_problems};
 
@@ -75,6 +77,15 @@ pub struct ServeArgs {
     /// [default: 5s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Serve TLS with this certificate chain (PEM); replaces the profile's server.tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these CA certificates (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +113,9 @@ impl Default for ServeArgs {
             max_message_size: None,
             max_concurrent_streams: None,
             shutdown_grace: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -155,7 +169,26 @@ impl ServeArgs {
             per_stream_series: profile
                 .and_then(|profile| profile.metrics.per_stream_max_streams)
                 .unwrap_or(0),
+            tls: self.tls(profile)?,
             ..defaults
+        })
+    }
+
+    /// TLS from `--tls-cert`/`--tls-key`/`--tls-client-ca`, else from the profile's
+    /// `server.tls`; a problem with a file names the flag or the profile field.
+    fn tls(&self, profile: Option<&Profile>) -> Result<Option<ServerTls>, Problems> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return profile.map_or(Ok(None), server_tls);
+        };
+        let files =
+            ServerTlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() };
+        ServerTls::load(&files).map(Some).map_err(|error| {
+            let flag = match error.file {
+                TlsFile::Cert => "--tls-cert",
+                TlsFile::Key => "--tls-key",
+                TlsFile::Ca => "--tls-client-ca",
+            };
+            Problem::in_file(&error.path, error.message).with_field(flag).into()
         })
     }
 }
@@ -288,8 +321,13 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     info!(seed = assembled.seed, "Random draws use this seed (set it with --seed to repeat a run).");
     let handle = assembled.server.handle();
+    let (transport, scheme) = match assembled.server.tls() {
+        None => ("", ""),
+        Some(tls) if tls.is_mutual() => (" over mTLS (client certificates required)", "https://"),
+        Some(_) => (" over TLS", "https://"),
+    };
     let banner = format!(
-        "streamstorm serving {} services ({} methods, {} stubs) on {}\nmetrics on http://{}/metrics\n",
+        "streamstorm serving {} services ({} methods, {} stubs){transport} on {scheme}{}\nmetrics on http://{}/metrics\n",
         handle.catalog.services().len(),
         handle.catalog.methods().count(),
         assembled.stub_count,

@@ -15,9 +15,10 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::client_tls::{ClientTlsFlags, client_tls};
 use super::serve::{AssembleError, DEFAULT_METRICS_LISTEN, ServeArgs, assemble};
 use super::{cancel_on_signal, report_problems};
-use crate::client::{self, LoadSettings, channels, compile_scenarios, pool_from_reflection};
+use crate::client::{self, ClientTls, LoadSettings, channels, compile_scenarios, pool_from_reflection};
 use crate::config::load::{DEFAULT_DURATION, LoadPlan, LoadTarget, compile_load};
 use crate::config::{Profile, load_profile};
 use crate::diagnostic::{Problem, Problems};
@@ -73,6 +74,19 @@ pub struct SimulateArgs {
     /// loopback port].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Connect over TLS, trusting these CA certificates (PEM); the --tls-* flags replace
+    /// load.tls. With the embedded server, TLS follows its server.tls.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for servers that require one (mTLS).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name to send (SNI) and verify the server's certificate for [default: the target's host].
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 impl SimulateArgs {
@@ -91,6 +105,19 @@ impl SimulateArgs {
             protos: Vec::new(),
             import_paths: Vec::new(),
             listen: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_server_name: None,
+        }
+    }
+
+    fn tls_flags(&self) -> ClientTlsFlags {
+        ClientTlsFlags {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
         }
     }
 }
@@ -171,11 +198,15 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         LoadTarget::Embedded => None,
         LoadTarget::Address(address) => Some(address.clone()),
     });
-    let driven = match target {
-        None => Driven::Embedded { server: Box::new(embedded_server(args, &profile, &plan, seed).await?) },
+    let (driven, tls) = match target {
+        None => {
+            let server = Box::new(embedded_server(args, &profile, &plan, seed).await?);
+            (Driven::Embedded { server }, client_tls(&args.tls_flags(), &profile, &plan, true)?)
+        }
         Some(address) => {
-            let catalog = target_catalog(args, &profile, &plan, &address).await?;
-            Driven::Target { address, catalog: Arc::new(catalog) }
+            let tls = client_tls(&args.tls_flags(), &profile, &plan, false)?;
+            let catalog = target_catalog(args, &profile, &plan, &address, tls.as_ref()).await?;
+            (Driven::Target { address, catalog: Arc::new(catalog) }, tls)
         }
     };
     let (address, catalog_view) = match &driven {
@@ -206,7 +237,8 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         }
     };
     info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
-    let channels = channels(&address, plan.connections, plan.connect_timeout).map_err(anyhow::Error::from)?;
+    let channels = channels(&address, plan.connections, plan.connect_timeout, tls.as_ref())
+        .map_err(anyhow::Error::from)?;
     let duration = args.duration.or(plan.duration).unwrap_or(if plan.calls.is_some() {
         Duration::from_secs(86_400)
     } else {
@@ -271,10 +303,11 @@ async fn target_catalog(
     profile: &Profile,
     plan: &LoadPlan,
     address: &str,
+    tls: Option<&ClientTls>,
 ) -> Result<MethodCatalog, SimulateError> {
     let protos = if args.protos.is_empty() { profile.server.protos.clone() } else { args.protos.clone() };
     let pool = if protos.is_empty() {
-        pool_from_reflection(address, plan.connect_timeout).await.map_err(anyhow::Error::from)?
+        pool_from_reflection(address, plan.connect_timeout, tls).await.map_err(anyhow::Error::from)?
     } else {
         let mut import_paths = args.import_paths.clone();
         import_paths.extend(profile.server.import_paths.clone());

@@ -1,6 +1,6 @@
 //! Connections to the target: N HTTP/2 channels with keepalive (so a blackholed connection is
-//! noticed) and a connect timeout, and — for `--target` without protos — the target's
-//! service definitions fetched over server reflection.
+//! noticed) and a connect timeout, plaintext or over TLS ([`super::tls`]), and — for `--target`
+//! without protos — the target's service definitions fetched over server reflection.
 
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use super::tls::ClientTls;
 
 /// Why the target could not be reached or described.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +32,13 @@ pub enum ConnectError {
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn endpoint(target: &str, connect_timeout: Duration) -> Result<Endpoint, ConnectError> {
-    let uri = if target.contains("://") { target.to_owned() } else { format!("http://{target}") };
+fn endpoint(
+    target: &str,
+    connect_timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<Endpoint, ConnectError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let uri = if target.contains("://") { target.to_owned() } else { format!("{scheme}://{target}") };
     Ok(Endpoint::from_shared(uri)
         .map_err(|_| ConnectError::Address(target.to_owned()))?
         .connect_timeout(connect_timeout)
@@ -42,20 +49,32 @@ fn endpoint(target: &str, connect_timeout: Duration) -> Result<Endpoint, Connect
 }
 
 /// `count` lazily connected channels to `target`; each reconnects by itself after a failure.
-pub fn channels(target: &str, count: usize, connect_timeout: Duration) -> Result<Vec<Channel>, ConnectError> {
-    let endpoint = endpoint(target, connect_timeout)?;
-    Ok((0..count.max(1)).map(|_| endpoint.connect_lazy()).collect())
+pub fn channels(
+    target: &str,
+    count: usize,
+    connect_timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<Vec<Channel>, ConnectError> {
+    let endpoint = endpoint(target, connect_timeout, tls)?;
+    let connect = || match tls {
+        Some(tls) => endpoint.connect_with_connector_lazy(tls.connector()),
+        None => endpoint.connect_lazy(),
+    };
+    Ok((0..count.max(1)).map(|_| connect()).collect())
 }
 
 /// Every service the target lists over reflection (v1), with the files defining them.
 pub async fn pool_from_reflection(
     target: &str,
     connect_timeout: Duration,
+    tls: Option<&ClientTls>,
 ) -> Result<DescriptorPool, ConnectError> {
-    let channel = endpoint(target, connect_timeout)?
-        .connect()
-        .await
-        .map_err(|source| ConnectError::Unreachable { target: target.to_owned(), source })?;
+    let endpoint = endpoint(target, connect_timeout, tls)?;
+    let channel = match tls {
+        Some(tls) => endpoint.connect_with_connector(tls.connector()).await,
+        None => endpoint.connect().await,
+    }
+    .map_err(|source| ConnectError::Unreachable { target: target.to_owned(), source })?;
     let mut client = ServerReflectionClient::new(channel);
     let fail = |status: tonic::Status| ConnectError::Reflection {
         target: target.to_owned(),

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod scenario;
 pub mod slot;
 pub mod stats;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use connect::{ConnectError, channels, pool_from_reflection};
 pub use scenario::{Scenario, compile_scenarios};
 pub use stats::{Collector, DisconnectKind, Sample, ScenarioStats};
+pub use tls::{ClientTls, ClientTlsFiles, Trust};
 
 use slot::{RunShared, Slot, run_slot};
 

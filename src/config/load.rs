@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 pub use thresholds::{Comparison, Percentile, Threshold, ThresholdMetric};
 
 use super::reader::{Reader, join};
+use super::tls::TlsSection;
 use super::{Profile, values};
 use crate::diagnostic::Problems;
 use crate::document::{Node, Position};
@@ -35,6 +36,7 @@ const LOAD_FIELDS: &[&str] = &[
     "progress_interval",
     "scenarios",
     "thresholds",
+    "tls",
 ];
 const SCENARIO_FIELDS: &[&str] = &[
     "method",
@@ -73,6 +75,8 @@ pub struct LoadPlan {
     pub progress_interval: Option<Duration>,
     pub scenarios: Vec<ScenarioSpec>,
     pub thresholds: Vec<Threshold>,
+    /// `load.tls`: connect over TLS (with the embedded server, it follows `server.tls`).
+    pub tls: Option<TlsSection>,
 }
 
 /// `load.target`.
@@ -244,6 +248,7 @@ fn empty_plan() -> LoadPlan {
         progress_interval: None,
         scenarios: Vec::new(),
         thresholds: Vec::new(),
+        tls: None,
     }
 }
 
@@ -306,6 +311,7 @@ impl Reader<'_> {
                 .get("thresholds")
                 .map(|thresholds| self.thresholds(thresholds, "load.thresholds"))
                 .unwrap_or_default(),
+            tls: node.get("tls").and_then(|tls| self.load_tls(tls)),
         };
         Some(plan)
     }

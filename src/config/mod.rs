@@ -16,6 +16,7 @@ mod profile;
 pub mod protocol;
 mod reader;
 pub mod reload;
+pub mod tls;
 pub mod values;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, Position, read_documents};
 use crate::proto::MethodCatalog;
 use crate::stub::compile::resolve_service;
+
+pub use tls::server_tls;
 
 /// The top-level sections of a profile.
 pub const SECTIONS: &[&str] = &["server", "chaos", "metrics", "load"];
@@ -60,6 +63,8 @@ pub struct ServerSection {
     pub limits: ServerLimits,
     /// How long streams may finish after a shutdown signal.
     pub shutdown_grace: Option<Duration>,
+    /// `server.tls`: serve TLS with these files (checked by [`tls::server_tls`]).
+    pub tls: Option<tls::TlsSection>,
 }
 
 /// `server.limits`: bounds every stream is held to, whatever the chaos rules say.

@@ -10,7 +10,8 @@ use super::{protocol, values};
 use crate::diagnostic::Problems;
 use crate::document::Node;
 
-const SERVER_FIELDS: &[&str] = &["listen", "protos", "import_paths", "stubs", "limits", "shutdown_grace"];
+const SERVER_FIELDS: &[&str] =
+    &["listen", "protos", "import_paths", "stubs", "limits", "shutdown_grace", "tls"];
 const LIMIT_FIELDS: &[&str] =
     &["stream_timeout", "max_stream_messages", "max_concurrent_streams", "max_message_size"];
 
@@ -64,6 +65,7 @@ impl Reader<'_> {
             stubs: self.paths(node, "server", "stubs"),
             limits: limits.unwrap_or_default(),
             shutdown_grace: self.optional(node, "server", "shutdown_grace", values::duration),
+            tls: node.get("tls").and_then(|tls| self.server_tls(tls)),
         })
     }
 

@@ -194,7 +194,7 @@ fn unknown_keys_are_rejected_at_every_level() {
         problems(text),
         [
             "p.yaml:1:1: servr: unknown field 'servr', did you mean 'server'? (expected one of: server, chaos, metrics, load)",
-            "p.yaml:2:11: server.listn: unknown field 'listn', did you mean 'listen'? (expected one of: listen, protos, import_paths, stubs, limits, shutdown_grace)",
+            "p.yaml:2:11: server.listn: unknown field 'listn', did you mean 'listen'? (expected one of: listen, protos, import_paths, stubs, limits, shutdown_grace, tls)",
             "p.yaml:2:31: server.limits.max_streams: unknown field 'max_streams', did you mean 'max_stream_messages'? (expected one of: stream_timeout, max_stream_messages, max_concurrent_streams, max_message_size)",
             "p.yaml:5:14: chaos.rules[0].abort: missing field 'rate' (e.g. rate: 5%)",
             "p.yaml:5:16: chaos.rules[0].abort.rte: unknown field 'rte', did you mean 'rate'? (expected one of: rate, code, codes, message, details)",

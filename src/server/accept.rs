@@ -1,8 +1,10 @@
 //! The accept loop and the per-connection HTTP/2 server. Each accepted socket is registered,
 //! served by hyper's HTTP/2 server with the configured settings, and obeys the registry's
 //! commands (drain with GOAWAY, close) until it ends. Connections older than the chaos plan's
-//! maximum age are drained with GOAWAY, as load balancers do. Connection counts and why each
-//! connection closed are recorded as metrics.
+//! maximum age are drained with GOAWAY, as load balancers do. With TLS, each connection's task
+//! runs the handshake ([`super::tls`]) over the chaos-capable socket before HTTP/2, so faults
+//! still act on the raw TCP connection. Connection counts and why each connection closed are
+//! recorded as metrics.
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::body::Body;
@@ -23,6 +26,7 @@ use super::Http2Settings;
 use super::call::stream_rng;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
 use super::router::GrpcRouter;
+use super::tls::ServerTls;
 use crate::chaos::{ChaosEngine, FaultKind};
 use crate::telemetry::names;
 
@@ -37,6 +41,8 @@ pub(super) struct Acceptor {
     pub shutdown_grace: Duration,
     /// Supplies the connection-level faults (maximum age).
     pub chaos: Option<Arc<ChaosEngine>>,
+    /// When set, every connection is TLS.
+    pub tls: Option<ServerTls>,
 }
 
 /// Distinguishes the maximum-age jitter from other draws.
@@ -54,6 +60,8 @@ enum CloseReason {
     MaxAge,
     TcpReset,
     Blackhole,
+    /// The TLS handshake failed or timed out.
+    TlsError,
 }
 
 impl CloseReason {
@@ -66,6 +74,7 @@ impl CloseReason {
             Self::MaxAge => "max_age",
             Self::TcpReset => "tcp_reset",
             Self::Blackhole => "blackhole",
+            Self::TlsError => "tls_error",
         }
     }
 }
@@ -108,6 +117,7 @@ impl Acceptor {
                 builder: builder.clone(),
                 registry: self.registry.clone(),
                 chaos: self.chaos.clone(),
+                tls: self.tls.clone(),
             };
             tasks.spawn(async move {
                 connection.run(stream).await;
@@ -159,6 +169,7 @@ struct ConnectionTask {
     builder: Arc<http2::Builder<TokioExecutor>>,
     registry: Arc<ConnectionRegistry>,
     chaos: Option<Arc<ChaosEngine>>,
+    tls: Option<ServerTls>,
 }
 
 impl ConnectionTask {
@@ -174,6 +185,13 @@ impl ConnectionTask {
         let socket = stream.as_raw_fd();
         let blackholed = Arc::new(AtomicBool::new(false));
         let io = ChaosIo { inner: stream, blackholed: blackholed.clone() };
+        let io = match self.tls.clone() {
+            None => Either::Left(io),
+            Some(tls) => match self.accept_tls(&tls, io).await {
+                Ok(stream) => Either::Right(stream),
+                Err(reason) => return self.closed(reason),
+            },
+        };
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         // When set, the connection is closed at this instant (after GOAWAY or a blackhole).
@@ -241,8 +259,29 @@ impl ConnectionTask {
                 debug!(connection = %id, %error, "Could not arm the TCP reset.");
             }
         }
+        self.closed(reason.unwrap_or(CloseReason::Client));
+    }
+
+    /// The TLS handshake, given up when the server closes the connection meanwhile.
+    async fn accept_tls(
+        &mut self,
+        tls: &ServerTls,
+        io: ChaosIo,
+    ) -> Result<tokio_rustls::server::TlsStream<ChaosIo>, CloseReason> {
+        tokio::select! {
+            result = tls.handshake(io) => result.map_err(|error| {
+                debug!(connection = %self.context.id, peer = %self.context.peer, %error, "TLS handshake failed.");
+                CloseReason::TlsError
+            }),
+            // No stream exists yet, so whatever the command, the connection just closes.
+            _ = self.commands.recv() => Err(CloseReason::Shutdown),
+        }
+    }
+
+    /// Forgets the connection and counts why it closed.
+    fn closed(&self, reason: CloseReason) {
+        let id = self.context.id;
         self.registry.remove(id);
-        let reason = reason.unwrap_or(CloseReason::Client);
         metrics::counter!(names::CONNECTIONS_CLOSED, "reason" => reason.name()).increment(1);
         metrics::gauge!(names::CONNECTIONS_ACTIVE).decrement(1.0);
         debug!(connection = %id, reason = reason.name(), "Connection closed.");

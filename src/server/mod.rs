@@ -1,6 +1,7 @@
 //! The mock gRPC server: our own accept loop ([`accept`]) with a registry of live connections
 //! ([`connection`]), routing ([`router`]) to native reflection and health ([`introspection`])
 //! or to the dynamic service ([`dynamic`]), which hands each [`call::Call`] to a responder.
+//! Connections are plaintext HTTP/2 or, with [`tls::ServerTls`], HTTP/2 over TLS.
 //!
 //! The server owns no knowledge of stubs or chaos: it runs whatever [`call::Responder`] it is
 //! given.
@@ -14,6 +15,7 @@ pub mod introspection;
 pub mod limits;
 pub mod router;
 pub mod streams;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, Connect
 pub use default_responder::{DefaultResponder, DefaultResponse};
 pub use limits::StreamLimits;
 pub use streams::{LiveStream, StreamRegistry};
+pub use tls::{ServerTls, ServerTlsFiles};
 
 use crate::chaos::ChaosEngine;
 use crate::proto::MethodCatalog;
@@ -90,6 +93,8 @@ pub struct ServerSettings {
     pub chaos: Option<Arc<ChaosEngine>>,
     /// Live streams that get Prometheus series of their own (`metrics.per_stream.max_streams`).
     pub per_stream_series: usize,
+    /// Serve TLS (and with a client CA, mTLS) instead of plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerSettings {
@@ -105,6 +110,7 @@ impl Default for ServerSettings {
             seed: 0,
             chaos: None,
             per_stream_series: 0,
+            tls: None,
         }
     }
 }
@@ -187,6 +193,7 @@ impl BoundServer {
             connection_permits: Arc::new(Semaphore::new(settings.max_connections)),
             shutdown_grace: settings.shutdown_grace,
             chaos: settings.chaos.clone(),
+            tls: settings.tls.clone(),
         };
         let handle = ServerHandle { connections, streams, catalog, health };
         Ok(Self { acceptor, local_addr, handle })
@@ -201,9 +208,15 @@ impl BoundServer {
         self.handle.clone()
     }
 
+    /// The TLS configuration, when the server speaks TLS.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.acceptor.tls.as_ref()
+    }
+
     /// Serves until `shutdown` fires, then drains (GOAWAY), waits the grace period, and closes.
     pub async fn serve(self, shutdown: CancellationToken) {
-        info!(addr = %self.local_addr, services = self.handle.catalog.services().len(), "Serving.");
+        let tls = self.tls().map(|tls| if tls.is_mutual() { "mtls" } else { "tls" });
+        info!(addr = %self.local_addr, services = self.handle.catalog.services().len(), tls, "Serving.");
         let health = self.handle.health.clone();
         let services = self.handle.catalog.services().to_vec();
         let draining = shutdown.clone();

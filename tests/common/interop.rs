@@ -203,9 +203,21 @@ pub async fn grpcurl(
     command: &[&str],
     stdin: Option<&str>,
 ) -> GrpcurlOutput {
+    grpcurl_over(&["-plaintext"], target, flags, command, stdin).await
+}
+
+/// Runs `grpcurl TRANSPORT FLAGS TARGET COMMAND...`; `TRANSPORT` is `-plaintext`, or TLS
+/// flags such as `-cacert ca.pem`.
+pub async fn grpcurl_over(
+    transport: &[&str],
+    target: SocketAddr,
+    flags: &[&str],
+    command: &[&str],
+    stdin: Option<&str>,
+) -> GrpcurlOutput {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(require(interop_dir().join("bin/grpcurl")))
-        .arg("-plaintext")
+        .args(transport)
         .args(flags)
         .arg(target.to_string())
         .args(command)

@@ -9,6 +9,7 @@ pub mod echo;
 pub mod interop;
 pub mod prometheus;
 pub mod scrape;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -257,7 +258,8 @@ pub async fn spawn_serve_process(args: &[&str], env: &[(&str, &str)]) -> ServePr
     let mut announced = async |what: &str| -> SocketAddr {
         let line = lines.next_line().await.expect("stdout is readable").unwrap_or_default();
         let addr = line.rsplit(' ').next().unwrap_or_default().trim();
-        let addr = addr.trim_start_matches("http://").trim_end_matches("/metrics");
+        let addr =
+            addr.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches("/metrics");
         addr.parse().unwrap_or_else(|_| panic!("no {what} address in {line:?}"))
     };
     let addr = announced("gRPC").await;

@@ -46,10 +46,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--channel-option", action="append", default=[], metavar="KEY=VALUE",
                    help="grpcio channel argument, e.g. grpc.keepalive_time_ms=1000 (repeatable; "
                         "integer values are passed as integers)")
+    p.add_argument("--tls-root", type=pathlib.Path, metavar="PEM",
+                   help="connect over TLS, trusting these CA certificates (grpc.ssl_channel_credentials)")
+    p.add_argument("--tls-cert", type=pathlib.Path, metavar="PEM", help="client certificate chain (with --tls-root)")
+    p.add_argument("--tls-key", type=pathlib.Path, metavar="PEM", help="client private key (with --tls-cert)")
     p.add_argument("--call-starts-ms", metavar="MS[,MS...]",
                    help="connect the channel, then make one call per entry on it, each started this many "
                         "ms after the first, and print {\"calls\": [...]}")
     args = p.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls_cert and not args.tls_root):
+        p.error("--tls-cert and --tls-key go together, with --tls-root")
     if args.cancel_after is not None and args.cancel_after < 1:
         p.error("--cancel-after must be >= 1")
     try:
@@ -136,7 +142,7 @@ def main() -> None:
     if not method.client_streaming and len(requests) != 1:
         sys.exit(f"client.py: {args.method} is not client-streaming; pass exactly one request")
 
-    channel = grpc.insecure_channel(args.target, options=args.channel_options)
+    channel = open_channel(args)
     kind = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
             (True, False): channel.stream_unary, (True, True): channel.stream_stream}
     multicallable = kind[(method.client_streaming, method.server_streaming)](
@@ -158,6 +164,14 @@ def main() -> None:
     channel.close()
     json.dump(result, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
+
+
+def open_channel(args) -> grpc.Channel:
+    if args.tls_root is None:
+        return grpc.insecure_channel(args.target, options=args.channel_options)
+    read = lambda path: None if path is None else path.read_bytes()  # noqa: E731
+    credentials = grpc.ssl_channel_credentials(read(args.tls_root), read(args.tls_key), read(args.tls_cert))
+    return grpc.secure_channel(args.target, credentials, options=args.channel_options)
 
 
 def make_calls(args, method, multicallable, requests, metadata) -> list:
