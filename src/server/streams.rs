@@ -140,6 +140,8 @@ pub struct StreamRegistry {
     methods: HashMap<String, Arc<MethodMetrics>>,
     started: AtomicU64,
     active: AtomicUsize,
+    /// Woken when the last open stream ends.
+    idle: tokio::sync::Notify,
     /// Messages carried by streams that have ended, each way: added once per stream as it ends,
     /// so the hot path shares no counter across cores.
     ended_messages_sent: AtomicU64,
@@ -162,6 +164,7 @@ impl StreamRegistry {
             methods,
             started: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
             ended_messages_sent: AtomicU64::new(0),
             ended_messages_received: AtomicU64::new(0),
             detailed: AtomicUsize::new(0),
@@ -217,6 +220,19 @@ impl StreamRegistry {
     /// Streams open now.
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no stream is open.
+    pub async fn until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.active() == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Messages (sent, received) carried by the streams that have ended.
@@ -282,7 +298,9 @@ impl Drop for StreamGuard {
         if stream.detailed {
             self.registry.detailed.fetch_sub(1, Ordering::Relaxed);
         }
-        self.registry.active.fetch_sub(1, Ordering::Relaxed);
+        if self.registry.active.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.registry.idle.notify_waiters();
+        }
         self.connection.stats.streams_active.fetch_sub(1, Ordering::Relaxed);
     }
 }
