@@ -213,6 +213,9 @@ fn the_server_dashboard_covers_every_server_metric_and_queries_nothing_else() {
         names::CHAOS_ENABLED,
         names::PROFILE_RELOADS,
         names::STUB_RELOADS,
+        names::RUNTIME_TASKS_ALIVE,
+        names::PROCESS_OPEN_FDS,
+        names::PROCESS_RESIDENT_MEMORY,
     ]
     .into_iter()
     .map(str::to_owned)

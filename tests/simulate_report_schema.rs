@@ -114,6 +114,7 @@ async fn the_report_matches_the_committed_schema() {
         assert!(report.pointer(pointer).is_some(), "{pointer}");
     }
     assert!(report.pointer("/thresholds/passed").unwrap().is_boolean());
+    assert_eq!(report["interrupted"], false, "a run that lasted its duration was not interrupted");
     // And the validator catches drift.
     let mut broken = report.clone();
     broken["streams"].as_object_mut().unwrap().remove("failed");

@@ -77,20 +77,39 @@ fn report_problems(problems: &Problems) -> ExitCode {
     ExitCode::from(EXIT_INVALID_INPUT)
 }
 
-/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+/// Exit code when a second SIGINT or SIGTERM cuts the shutdown short (128 + SIGINT, as shells
+/// report an interrupted command).
+pub const EXIT_SIGNALLED_TWICE: u8 = 130;
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM; a second one exits the process at once
+/// with [`EXIT_SIGNALLED_TWICE`], as command-line tools do when the user insists.
 pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    use tokio::signal::unix::{SignalKind, signal};
+    // Both listeners are kept for the whole wait, so no signal falls between two waits.
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut next_signal = async || {
+        let interrupt = async {
+            match interrupt.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        let terminate = async {
+            match terminate.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    tracing::info!("Shutdown requested.");
+    next_signal().await;
+    tracing::info!("Shutdown requested (a second signal exits at once).");
     shutdown.cancel();
+    next_signal().await;
+    tracing::warn!("Second signal: exiting without finishing the shutdown.");
+    std::process::exit(EXIT_SIGNALLED_TWICE.into());
 }

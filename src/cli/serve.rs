@@ -14,15 +14,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::chaos::{ChaosEngine, FaultPlan};
+use crate::chaos::{ChaosEngine, FaultKind, FaultPlan};
 use crate::config::reload::ProfileReloader;
 use crate::config::{Profile, check_methods, load_profile, server_tls};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
 use crate::server::{
-    BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerSettings, ServerTls, ServerTlsFiles,
-    StreamLimits,
+    BoundServer, DefaultResponder, DefaultResponse, Http2Settings, ServerHandle, ServerSettings, ServerTls,
+    ServerTlsFiles, StreamLimits,
 };
 use crate::stub::reload::StubReloader;
 use crate::stub::{StubResponder, load_stubs};
@@ -234,13 +234,42 @@ impl AssembledServer {
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         tasks.extend(self.stub_reloader.map(|reloader| reloader.spawn(shutdown.clone())).transpose()?);
         tasks.extend(self.profile_reloader.map(|reloader| reloader.spawn(shutdown.clone())).transpose()?);
-        tasks.push(tokio::spawn(self.telemetry.serve(shutdown.clone())));
+        // The metrics listener outlives the drain, so scrapes during it see the streams end.
+        let telemetry_shutdown = CancellationToken::new();
+        tasks.push(tokio::spawn(self.telemetry.serve(telemetry_shutdown.clone())));
+        let handle = self.server.handle();
         self.server.serve(shutdown).await;
+        telemetry_shutdown.cancel();
         for task in tasks {
             task.await?;
         }
+        log_final_counts(&handle, self.chaos.as_deref());
         Ok(())
     }
+}
+
+/// One line with what the server did over its life, once every stream has ended.
+fn log_final_counts(server: &ServerHandle, chaos: Option<&ChaosEngine>) {
+    let started = server.streams.started();
+    let ended = started.saturating_sub(server.streams.active() as u64);
+    let (messages_sent, messages_received) = server.streams.ended_messages();
+    // Delayed messages are counted apart: one per message, they would drown the rest.
+    let (mut faults, mut delayed_messages) = (0, 0);
+    for fault in chaos.map(|chaos| chaos.tally().snapshot()).unwrap_or_default() {
+        match fault.kind {
+            FaultKind::Latency => delayed_messages += fault.count,
+            _ => faults += fault.count,
+        }
+    }
+    info!(
+        streams_started = started,
+        streams_ended = ended,
+        messages_sent,
+        messages_received,
+        faults_injected = faults,
+        delayed_messages,
+        "Final counts."
+    );
 }
 
 /// Loads the protos, stubs and scripts `args` and `profile` name, and binds the server.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
 
 use super::client_tls::{ClientTlsFlags, client_tls};
@@ -248,10 +249,20 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let run = client::start(&scenarios, &channels, &settings);
     let interval = plan.progress_interval.unwrap_or_else(|| default_interval(duration));
     let progress = Progress::spawn(run.collector(), run.started(), duration, interval, mode);
-    let signal = tokio::spawn(cancel_on_signal(run.stopper()));
+    // The signal listener stays up through the drain, so a second signal can exit at once.
+    let interrupted = CancellationToken::new();
+    let _signal = AbortOnDropHandle::new(tokio::spawn(cancel_on_signal(interrupted.clone())));
+    let stopper = run.stopper();
+    let stop_on_signal = tokio::spawn({
+        let interrupted = interrupted.clone();
+        async move {
+            interrupted.cancelled().await;
+            stopper.cancel();
+        }
+    });
     let collector = run.collector();
     let timing = run.finish(settings.drain).await;
-    signal.abort();
+    stop_on_signal.abort();
     let timeline = progress.finish().await;
     drop(channels);
     let faults = chaos.as_ref().map(|engine| engine.tally().summary());
@@ -264,6 +275,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         scenarios: &scenarios,
         stats: &stats,
         elapsed: timing.elapsed,
+        interrupted: interrupted.is_cancelled(),
         target: target_name,
         seed,
         faults,

@@ -31,6 +31,8 @@ pub use thresholds::{ThresholdOutcome, ThresholdsReport};
 pub struct Report {
     /// Seconds during which calls were started.
     pub duration_s: f64,
+    /// A signal stopped the run early; everything up to then is counted.
+    pub interrupted: bool,
     /// `embedded (127.0.0.1:PORT)` or the target address.
     pub target: String,
     pub seed: u64,
@@ -134,6 +136,8 @@ pub struct ReportInputs<'a> {
     pub scenarios: &'a [std::sync::Arc<Scenario>],
     pub stats: &'a [ScenarioStats],
     pub elapsed: Duration,
+    /// Whether a signal stopped the run early.
+    pub interrupted: bool,
     pub target: String,
     pub seed: u64,
     pub faults: Option<TallySummary>,
@@ -211,6 +215,7 @@ impl Report {
         let thresholds = thresholds::evaluate(inputs.thresholds, &total, inputs.elapsed);
         Self {
             duration_s: inputs.elapsed.as_secs_f64(),
+            interrupted: inputs.interrupted,
             target: inputs.target,
             seed: inputs.seed,
             streams: stream_counts(&counts),

@@ -50,6 +50,13 @@ pub fn summary(report: &Report) -> String {
         "\nstreamstorm simulate — {} — {:.1}s, seed {}",
         report.target, report.duration_s, report.seed
     );
+    if report.interrupted {
+        let _ = writeln!(
+            out,
+            "stopped early by a signal after {:.1}s: the counts cover the run until then",
+            report.duration_s
+        );
+    }
     let _ = writeln!(
         out,
         "\ncalls     {} opened, {} completed, {} failed ({:.2}%), {} open at the end, {} slots gave up",

@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use call::{Call, Inbound, OutboundStream, Responder};
 pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, ConnectionRegistry};
@@ -40,6 +40,9 @@ use crate::chaos::ChaosEngine;
 use crate::proto::MethodCatalog;
 use dynamic::DynamicService;
 use router::GrpcRouter;
+
+/// How long streams may take to end once every connection has closed.
+const STREAMS_SETTLE: Duration = Duration::from_secs(1);
 
 /// HTTP/2 settings applied to every connection.
 #[derive(Debug, Clone)]
@@ -227,6 +230,14 @@ impl BoundServer {
             }
         };
         tokio::join!(self.acceptor.run(shutdown), mark_not_serving);
+        // Streams run in tasks of their own, which notice a closed connection a moment after
+        // its task ends; wait for them so every stream's end is counted before returning.
+        if tokio::time::timeout(STREAMS_SETTLE, self.handle.streams.until_idle()).await.is_err() {
+            warn!(
+                streams = self.handle.streams_active(),
+                "Streams still open after their connections closed."
+            );
+        }
         info!("Server stopped.");
     }
 }

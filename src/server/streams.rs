@@ -140,6 +140,12 @@ pub struct StreamRegistry {
     methods: HashMap<String, Arc<MethodMetrics>>,
     started: AtomicU64,
     active: AtomicUsize,
+    /// Woken when the last open stream ends.
+    idle: tokio::sync::Notify,
+    /// Messages carried by streams that have ended, each way: added once per stream as it ends,
+    /// so the hot path shares no counter across cores.
+    ended_messages_sent: AtomicU64,
+    ended_messages_received: AtomicU64,
     /// Streams with series of their own, at most `max_detailed` at once.
     detailed: AtomicUsize,
     max_detailed: usize,
@@ -158,6 +164,9 @@ impl StreamRegistry {
             methods,
             started: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+            ended_messages_sent: AtomicU64::new(0),
+            ended_messages_received: AtomicU64::new(0),
             detailed: AtomicUsize::new(0),
             max_detailed,
         }
@@ -213,6 +222,27 @@ impl StreamRegistry {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Waits until no stream is open.
+    pub async fn until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.active() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Messages (sent, received) carried by the streams that have ended.
+    pub fn ended_messages(&self) -> (u64, u64) {
+        (
+            self.ended_messages_sent.load(Ordering::Relaxed),
+            self.ended_messages_received.load(Ordering::Relaxed),
+        )
+    }
+
     /// Open streams, oldest first; with `detailed_only`, only those with series of their own.
     pub fn list(&self, detailed_only: bool) -> Vec<Arc<LiveStream>> {
         let mut streams: Vec<_> = self
@@ -256,15 +286,21 @@ impl Drop for StreamGuard {
         metrics.ended(self.outcome.unwrap_or(Code::Cancelled)).increment(1);
         metrics.active.decrement(1.0);
         metrics.duration.record(stream.opened.elapsed().as_secs_f64());
-        metrics.stream_messages_sent.record(stream.messages_sent.load(Ordering::Relaxed) as f64);
-        metrics.stream_messages_received.record(stream.messages_received.load(Ordering::Relaxed) as f64);
+        let (sent, received) =
+            (stream.messages_sent.load(Ordering::Relaxed), stream.messages_received.load(Ordering::Relaxed));
+        metrics.stream_messages_sent.record(sent as f64);
+        metrics.stream_messages_received.record(received as f64);
+        self.registry.ended_messages_sent.fetch_add(sent, Ordering::Relaxed);
+        self.registry.ended_messages_received.fetch_add(received, Ordering::Relaxed);
         metrics.stream_bytes_sent.record(stream.bytes_sent.load(Ordering::Relaxed) as f64);
         metrics.stream_bytes_received.record(stream.bytes_received.load(Ordering::Relaxed) as f64);
         self.registry.shard(stream.id).remove(&stream.id);
         if stream.detailed {
             self.registry.detailed.fetch_sub(1, Ordering::Relaxed);
         }
-        self.registry.active.fetch_sub(1, Ordering::Relaxed);
+        if self.registry.active.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.registry.idle.notify_waiters();
+        }
         self.connection.stats.streams_active.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::{admin, live};
+use super::{admin, live, process};
 use crate::chaos::ChaosEngine;
 use crate::server::ServerHandle;
 
@@ -122,6 +122,7 @@ fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<Full<By
             if let Some(chaos) = &state.chaos {
                 admin::record_chaos_state(chaos);
             }
+            process::record_process_state();
             let mut text = state.prometheus.render();
             if let Some(server) = &state.server {
                 live::render_series(&server.streams, &mut text);

@@ -1,14 +1,16 @@
 //! Telemetry: metrics recorded through the `metrics` facade with bounded labels and
 //! pre-registered handles, exported for Prometheus by `metrics-exporter-prometheus`
 //! ([`exporter`]), and the HTTP listener ([`endpoint`]) that serves them together with the
-//! live stream list ([`live`]) and the chaos admin endpoint ([`admin`]). Metric names live in
-//! [`names`]; what records them lives with the code that knows the event.
+//! live stream list ([`live`]), the process's own state ([`process`]) and the chaos admin
+//! endpoint ([`admin`]). Metric names live in [`names`]; what records them lives with the code
+//! that knows the event.
 
 pub mod admin;
 pub mod endpoint;
 pub mod exporter;
 pub mod live;
 pub mod names;
+pub mod process;
 
 pub use endpoint::{BindError, TelemetryEndpoint, TelemetryState};
 pub use exporter::install_recorder;

@@ -37,6 +37,13 @@ pub const PROFILE_RELOADS: &str = "streamstorm_profile_reloads_total";
 /// Label: result (`ok`, `error`).
 pub const STUB_RELOADS: &str = "streamstorm_stub_reloads_total";
 
+// The process itself, refreshed at each scrape, for spotting leaks from outside.
+/// Tasks alive on the async runtime (connections, streams, timers, listeners).
+pub const RUNTIME_TASKS_ALIVE: &str = "streamstorm_runtime_tasks_alive";
+/// Open file descriptors (sockets, listeners, watched files).
+pub const PROCESS_OPEN_FDS: &str = "streamstorm_process_open_fds";
+pub const PROCESS_RESIDENT_MEMORY: &str = "streamstorm_process_resident_memory_bytes";
+
 // Per-stream detail, only for the first `metrics.per_stream.max_streams` streams (label:
 // stream_id), rendered from the live streams and gone when the stream ends.
 pub const STREAM_MESSAGES_SENT_BY_STREAM: &str = "streamstorm_stream_messages_sent";
@@ -76,6 +83,9 @@ const HELP: &[(&str, Family, &str)] = &[
     (CHAOS_ENABLED, Family::Gauge, "1 while chaos is enabled, 0 while the admin endpoint has disabled it."),
     (PROFILE_RELOADS, Family::Counter, "Profile hot reloads, by result."),
     (STUB_RELOADS, Family::Counter, "Stub and script hot reloads, by result."),
+    (RUNTIME_TASKS_ALIVE, Family::Gauge, "Tasks alive on the async runtime, read at scrape time."),
+    (PROCESS_OPEN_FDS, Family::Gauge, "Open file descriptors of the process, read at scrape time."),
+    (PROCESS_RESIDENT_MEMORY, Family::Gauge, "Resident memory of the process in bytes, read at scrape time."),
 ];
 
 /// Gives every exported family its help text; called once the recorder is installed.

@@ -244,12 +244,23 @@ pub struct ServeProcess {
 /// Starts `streamstorm serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 ARGS` with extra
 /// environment variables (the process is killed when dropped).
 pub async fn spawn_serve_process(args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+    spawn_serve_process_with_stderr(args, env, std::process::Stdio::inherit()).await
+}
+
+/// As [`spawn_serve_process`], with the log (stderr) going to `stderr` (e.g. piped, to read it
+/// from `child.stderr`).
+pub async fn spawn_serve_process_with_stderr(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> ServeProcess {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
         .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
@@ -276,11 +287,23 @@ pub struct SimulateProcess {
 /// Starts `streamstorm simulate --quiet --metrics-listen <a free loopback port> ARGS` (killed
 /// when dropped) and waits until its metrics answer.
 pub async fn spawn_simulate_process(args: &[&str]) -> SimulateProcess {
+    spawn_simulate_process_with_output(args, std::process::Stdio::null(), std::process::Stdio::inherit())
+        .await
+}
+
+/// As [`spawn_simulate_process`], with the report (stdout) and the log (stderr) going where
+/// the caller says.
+pub async fn spawn_simulate_process_with_output(
+    args: &[&str],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> SimulateProcess {
     let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
         .args(["simulate", "--quiet", "--metrics-listen", &metrics.to_string()])
         .args(args)
-        .stdout(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
