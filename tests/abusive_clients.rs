@@ -289,8 +289,10 @@ async fn slowloris_trickles_are_closed_after_the_timeout() {
         assert!(took >= HANDSHAKE_TIMEOUT / 2, "{name}: closed after {took:?}, before any timeout");
     }
     // The guard closed all three (h2's own CONTINUATION limit would need more frames).
-    let closed_by = |reason| metric(&server, "streamstorm_connections_closed_total", &[("reason", reason)]);
-    assert_eq!((closed_by("handshake_timeout").await, closed_by("frame_timeout").await), (1.0, 2.0));
+    let closed = "streamstorm_connections_closed_total";
+    let handshake = metric(&server, closed, &[("reason", "handshake_timeout")]).await;
+    let frame = metric(&server, closed, &[("reason", "frame_timeout")]).await;
+    assert_eq!((handshake, frame), (1.0, 2.0), "connections closed by handshake and frame timeouts");
     let calm = calm_subscriber(server.addr);
     assert_still_serving(&mut server, calm, CALM_MESSAGES).await;
 }
