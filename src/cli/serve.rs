@@ -164,7 +164,6 @@ impl ServeArgs {
             per_stream_series: profile
                 .and_then(|profile| profile.metrics.per_stream_max_streams)
                 .unwrap_or(0),
-            ..defaults
         })
     }
 }
