@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::diagnostic::Problems;
 use crate::validate;
 
-pub use serve::{AssembleError, AssembledServer, DefaultMode, ServeArgs, assemble};
+pub use serve::{AssembleError, AssembledServer, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
 pub use simulate::{EXIT_RUN_FAILED, EXIT_THRESHOLDS_FAILED, SimulateArgs, SimulateError, run_simulation};
 
 /// Exit code for invalid input (CLI, protos, stubs, scripts, profile).

@@ -152,8 +152,17 @@ impl ServeArgs {
                     .max_concurrent_streams
                     .or(profile_limits.and_then(|l| l.max_concurrent_streams))
                     .unwrap_or(defaults.http2.max_concurrent_streams),
+                handshake_timeout: profile_limits
+                    .and_then(|l| l.handshake_timeout)
+                    .unwrap_or(defaults.http2.handshake_timeout),
+                frame_timeout: profile_limits
+                    .and_then(|l| l.frame_timeout)
+                    .unwrap_or(defaults.http2.frame_timeout),
                 ..defaults.http2.clone()
             },
+            max_connections: profile_limits
+                .and_then(|l| l.max_connections)
+                .unwrap_or(defaults.max_connections),
             max_message_bytes: self
                 .max_message_size
                 .or(profile_limits.and_then(|l| l.max_message_size))
@@ -170,7 +179,6 @@ impl ServeArgs {
                 .and_then(|profile| profile.metrics.per_stream_max_streams)
                 .unwrap_or(0),
             tls: self.tls(profile)?,
-            ..defaults
         })
     }
 

@@ -78,6 +78,12 @@ pub struct ServerLimits {
     pub max_concurrent_streams: Option<u32>,
     /// Largest message accepted or sent, in bytes.
     pub max_message_size: Option<usize>,
+    /// Connections served at once.
+    pub max_connections: Option<usize>,
+    /// How long a client has to complete the HTTP/2 handshake.
+    pub handshake_timeout: Option<Duration>,
+    /// How long a frame or header block may take to arrive once begun.
+    pub frame_timeout: Option<Duration>,
 }
 
 /// `metrics`: where Prometheus scrapes, and how much per-stream detail it gets.

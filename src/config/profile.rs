@@ -12,8 +12,15 @@ use crate::document::Node;
 
 const SERVER_FIELDS: &[&str] =
     &["listen", "protos", "import_paths", "stubs", "limits", "shutdown_grace", "tls"];
-const LIMIT_FIELDS: &[&str] =
-    &["stream_timeout", "max_stream_messages", "max_concurrent_streams", "max_message_size"];
+const LIMIT_FIELDS: &[&str] = &[
+    "stream_timeout",
+    "max_stream_messages",
+    "max_concurrent_streams",
+    "max_message_size",
+    "max_connections",
+    "handshake_timeout",
+    "frame_timeout",
+];
 
 /// Compiles the one document of a profile file.
 pub(super) fn compile(file: &Path, documents: &[Node]) -> Result<Profile, Problems> {
@@ -81,6 +88,9 @@ impl Reader<'_> {
                 values::positive_u32,
             ),
             max_message_size: self.optional(node, field, "max_message_size", protocol::byte_size),
+            max_connections: self.optional(node, field, "max_connections", values::positive_usize),
+            handshake_timeout: self.optional(node, field, "handshake_timeout", values::positive_duration),
+            frame_timeout: self.optional(node, field, "frame_timeout", values::positive_duration),
         })
     }
 

@@ -25,7 +25,8 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 #[test]
 fn server_and_metrics_sections() {
     let profile = parse(
-        "server:\n  listen: 127.0.0.1:50051\n  protos: [../protos/myapp, extra.proto]\n  import_paths: include\n  stubs: [stubs]\n  limits: { stream_timeout: 30s, max_stream_messages: 1000, max_concurrent_streams: 100000, max_message_size: 4MiB }\n  shutdown_grace: 2s\nmetrics:\n  listen: 0.0.0.0:9464\n  per_stream: { max_streams: 50 }\n",
+        "server:\n  listen: 127.0.0.1:50051\n  protos: [../protos/myapp, extra.proto]\n  import_paths: include\n  stubs: [stubs]\n  limits: { stream_timeout: 30s, max_stream_messages: 1000, max_concurrent_streams: 100000, max_message_size: 4MiB,
+    max_connections: 500, handshake_timeout: 5s, frame_timeout: 2s }\n  shutdown_grace: 2s\nmetrics:\n  listen: 0.0.0.0:9464\n  per_stream: { max_streams: 50 }\n",
     );
     let server = &profile.server;
     assert_eq!(server.listen, Some("127.0.0.1:50051".parse().unwrap()));
@@ -42,6 +43,9 @@ fn server_and_metrics_sections() {
             max_stream_messages: Some(1000),
             max_concurrent_streams: Some(100_000),
             max_message_size: Some(4 << 20),
+            max_connections: Some(500),
+            handshake_timeout: Some(MS(5000)),
+            frame_timeout: Some(MS(2000)),
         }
     );
     assert_eq!(server.shutdown_grace, Some(MS(2000)));
@@ -195,7 +199,7 @@ fn unknown_keys_are_rejected_at_every_level() {
         [
             "p.yaml:1:1: servr: unknown field 'servr', did you mean 'server'? (expected one of: server, chaos, metrics, load)",
             "p.yaml:2:11: server.listn: unknown field 'listn', did you mean 'listen'? (expected one of: listen, protos, import_paths, stubs, limits, shutdown_grace, tls)",
-            "p.yaml:2:31: server.limits.max_streams: unknown field 'max_streams', did you mean 'max_stream_messages'? (expected one of: stream_timeout, max_stream_messages, max_concurrent_streams, max_message_size)",
+            "p.yaml:2:31: server.limits.max_streams: unknown field 'max_streams', did you mean 'max_stream_messages'? (expected one of: stream_timeout, max_stream_messages, max_concurrent_streams, max_message_size, max_connections, handshake_timeout, frame_timeout)",
             "p.yaml:5:14: chaos.rules[0].abort: missing field 'rate' (e.g. rate: 5%)",
             "p.yaml:5:16: chaos.rules[0].abort.rte: unknown field 'rte', did you mean 'rate'? (expected one of: rate, code, codes, message, details)",
             "p.yaml:6:16: chaos.rules[0].match.methd: unknown field 'methd', did you mean 'method'? (expected one of: method)",
@@ -210,7 +214,7 @@ fn bad_values_are_located_with_what_is_allowed() {
     let text = r#"server:
   listen: localhost
   protos: [1]
-  limits: { max_message_size: huge }
+  limits: { max_message_size: huge, handshake_timeout: 0s }
 chaos:
   seed: -1
   header_faults: "no"
@@ -236,6 +240,7 @@ load: [1]
         "p.yaml:2:11: server.listen: not a socket address: \"localhost\" (write ip:port, e.g. 127.0.0.1:50051 or [::]:50051)".to_owned(),
         "p.yaml:3:12: server.protos[0]: expected a path, found a number".to_owned(),
         "p.yaml:4:31: server.limits.max_message_size: not a size: \"huge\" (write bytes like 4194304, or 64KiB, 4MiB, 1MB)".to_owned(),
+        format!("p.yaml:4:56: server.limits.handshake_timeout: must be longer than 0, found \"0s\" ({duration_hint})"),
         format!("p.yaml:6:9: chaos.seed: expected a whole number from 0 to {}, found -1", u64::MAX),
         "p.yaml:7:18: chaos.header_faults: expected true or false, found \"no\"".to_owned(),
         "p.yaml:9:24: chaos.rules[0].match.method: not a method: \"NotificationService\" (write package.Service/Method or package.Service/*)".to_owned(),

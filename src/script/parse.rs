@@ -20,8 +20,17 @@ use crate::template::{JsonTemplate, Template};
 
 const FIELDS: &[&str] = &["ts", "dir", "text", "response", "condition", "state", "close", "error", "code"];
 
+/// The largest script accepted, in bytes: every script is held and compiled whole at load.
+pub const MAX_SCRIPT_BYTES: usize = 8 << 20;
+/// The most entries (lines other than blanks and comments) a script may have.
+pub const MAX_SCRIPT_ENTRIES: usize = 10_000;
+
 /// Compiles the script in `text` (the contents of `path`) for `method`.
 pub fn parse_script(path: &Path, text: &str, method: Arc<MethodEntry>) -> Result<Script, Problems> {
+    if text.len() > MAX_SCRIPT_BYTES {
+        let message = format!("the script is {} bytes; the limit is {MAX_SCRIPT_BYTES} (8 MiB)", text.len());
+        return Err(Problem::at(path, 1, 1, message).into());
+    }
     let mut parser = ScriptParser { path, method: &method, problems: Problems::default() };
     let mut script = Script {
         file: path.to_path_buf(),
@@ -30,10 +39,18 @@ pub fn parse_script(path: &Path, text: &str, method: Arc<MethodEntry>) -> Result
         inbound: Vec::new(),
         fallbacks: Vec::new(),
     };
+    let mut entries = 0;
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with("//") {
             continue;
+        }
+        entries += 1;
+        if entries > MAX_SCRIPT_ENTRIES {
+            let message =
+                format!("more than {MAX_SCRIPT_ENTRIES} entries; the limit is {MAX_SCRIPT_ENTRIES}");
+            parser.problem(index + 1, Position { line: index + 1, column: 1 }, "", message);
+            break;
         }
         parser.entry(index + 1, line, &mut script);
     }

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 use super::Http2Settings;
 use super::call::stream_rng;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
+use super::guard::{ProgressGuard, ProgressTimeouts, Stall, StallFlag};
 use super::router::GrpcRouter;
 use super::tls::ServerTls;
 use crate::chaos::{ChaosEngine, FaultKind};
@@ -62,6 +63,19 @@ enum CloseReason {
     Blackhole,
     /// The TLS handshake failed or timed out.
     TlsError,
+    /// The client missed the handshake deadline.
+    HandshakeTimeout,
+    /// The client began a frame or header block and did not finish it in time.
+    FrameTimeout,
+}
+
+impl From<Stall> for CloseReason {
+    fn from(stall: Stall) -> Self {
+        match stall {
+            Stall::Handshake => Self::HandshakeTimeout,
+            Stall::Frame => Self::FrameTimeout,
+        }
+    }
 }
 
 impl CloseReason {
@@ -75,6 +89,8 @@ impl CloseReason {
             Self::TcpReset => "tcp_reset",
             Self::Blackhole => "blackhole",
             Self::TlsError => "tls_error",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::FrameTimeout => "frame_timeout",
         }
     }
 }
@@ -113,6 +129,7 @@ impl Acceptor {
                 context,
                 commands,
                 max_age,
+                progress: self.http2.progress_timeouts(),
                 router: self.router.clone(),
                 builder: builder.clone(),
                 registry: self.registry.clone(),
@@ -146,7 +163,10 @@ fn http2_builder(settings: &Http2Settings) -> http2::Builder<TokioExecutor> {
         .max_frame_size(settings.max_frame_size)
         .keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout)
-        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams);
+        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(settings.max_local_error_reset_streams)
+        .max_header_list_size(settings.max_header_list_size)
+        .max_send_buf_size(settings.max_send_buffer);
     builder
 }
 
@@ -164,6 +184,8 @@ struct ConnectionTask {
     context: ConnectionContext,
     /// When to send GOAWAY for age, and the grace after it.
     max_age: Option<(Duration, Duration)>,
+    /// Deadlines on the client's handshake and frames.
+    progress: ProgressTimeouts,
     commands: mpsc::UnboundedReceiver<ConnectionCommand>,
     router: GrpcRouter,
     builder: Arc<http2::Builder<TokioExecutor>>,
@@ -192,6 +214,9 @@ impl ConnectionTask {
                 Err(reason) => return self.closed(reason),
             },
         };
+        // The guard watches HTTP/2 frames, so it reads the decrypted side of TLS.
+        let stall = StallFlag::default();
+        let io = ProgressGuard::new(io, self.progress, stall.clone());
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         // When set, the connection is closed at this instant (after GOAWAY or a blackhole).
@@ -209,7 +234,7 @@ impl ConnectionTask {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
                         debug!(connection = %id, %error, "Connection ended with an error.");
-                        reason.get_or_insert(CloseReason::Error);
+                        reason.get_or_insert(stall.get().map_or(CloseReason::Error, CloseReason::from));
                     }
                     break;
                 }
@@ -297,7 +322,8 @@ pub(crate) async fn sleep_until(when: Option<tokio::time::Instant>) {
 }
 
 /// The connection's socket, which can be blackholed: then every read and write waits forever
-/// (no waker is kept, nothing will wake it), so HTTP/2 frames and pings go unanswered.
+/// (no waker is kept, nothing will wake it), so HTTP/2 frames and pings go unanswered. The
+/// guard sits inside, so a blackholed connection misses no deadline of its own.
 struct ChaosIo {
     inner: TcpStream,
     blackholed: Arc<AtomicBool>,

@@ -11,6 +11,7 @@ pub mod call;
 pub mod connection;
 pub mod default_responder;
 pub mod dynamic;
+pub mod guard;
 pub mod introspection;
 pub mod limits;
 pub mod router;
@@ -58,8 +59,30 @@ pub struct Http2Settings {
     pub keepalive_interval: Option<Duration>,
     /// How long a ping may go unanswered before the connection is closed.
     pub keepalive_timeout: Duration,
-    /// Streams a client may reset before the server has seen them (rapid-reset protection).
+    /// Streams a client may reset before the server has seen them (rapid-reset protection):
+    /// one more and the connection gets GOAWAY `ENHANCE_YOUR_CALM`.
     pub max_pending_accept_reset_streams: usize,
+    /// Streams the server may reset for a client's protocol errors before it sends GOAWAY
+    /// (protection against floods of resets the client provokes, "MadeYouReset").
+    pub max_local_error_reset_streams: usize,
+    /// Largest request header block (`SETTINGS_MAX_HEADER_LIST_SIZE`); larger requests are
+    /// refused with HTTP 431 on their stream only.
+    pub max_header_list_size: u32,
+    /// Bytes each stream may queue for a peer that does not read (or grant window): what the
+    /// server holds per stream for a stalled client, beyond the message being encoded.
+    pub max_send_buffer: usize,
+    /// How long a client has, from the accept, to send the preface and its first SETTINGS.
+    pub handshake_timeout: Duration,
+    /// How long a frame, or a header block split over CONTINUATION frames, may take to arrive
+    /// once begun (slowloris protection).
+    pub frame_timeout: Duration,
+}
+
+impl Http2Settings {
+    /// The deadlines the connection guard enforces.
+    pub fn progress_timeouts(&self) -> guard::ProgressTimeouts {
+        guard::ProgressTimeouts { handshake: self.handshake_timeout, frame: self.frame_timeout }
+    }
 }
 
 impl Default for Http2Settings {
@@ -72,6 +95,11 @@ impl Default for Http2Settings {
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(20),
             max_pending_accept_reset_streams: 100,
+            max_local_error_reset_streams: 1024,
+            max_header_list_size: 16 * 1024,
+            max_send_buffer: 64 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -67,6 +67,7 @@ use rand::rngs::StdRng;
 use serde_json::{Map, Value as Json};
 
 pub use json::{JsonTemplate, JsonTemplateError};
+pub use value::OUTPUT_LIMIT;
 
 /// JavaScript's `Boolean(value)` for a rendered value, as conditions use it.
 pub fn truthy(value: &Json) -> bool {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::EvalError;
 
 /// Largest rendered value (and largest intermediate string), in bytes.
-pub(super) const OUTPUT_LIMIT: usize = 64 * 1024;
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// One value during evaluation. Arrays and objects only ever come from the scope, so they are
 /// borrowed: a path lookup copies nothing.

@@ -8,6 +8,7 @@ pub mod dashboards;
 pub mod echo;
 pub mod interop;
 pub mod prometheus;
+pub mod raw_h2;
 pub mod scrape;
 pub mod tls;
 
