@@ -79,12 +79,16 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
     scenario.metrics.started.increment(1);
     batch.counts.calls_started += 1;
 
+    // Boxed: opening needs far more state than the open stream, and a slot's task would
+    // otherwise carry the larger of the two for as long as the stream stays open.
+    let path = scenario.path.clone();
+    let opening = Box::pin(async move {
+        grpc.ready().await.map_err(|error| tonic::Status::from_error(Box::new(error)))?;
+        grpc.streaming(tonic::Request::new(outbound), path, codec).await
+    });
     let opened = tokio::select! {
         biased;
-        opened = async {
-            grpc.ready().await.map_err(|error| tonic::Status::from_error(Box::new(error)))?;
-            grpc.streaming(tonic::Request::new(outbound), scenario.path.clone(), codec).await
-        } => opened,
+        opened = opening => opened,
         _ = setup.cut.cancelled() => return finish(&scenario, batch, started, &sent, CallEnd::RunEnded, 0, None),
         _ = sleep_until(started + idle) => return finish(&scenario, batch, started, &sent, idle_end(), 0, None),
         _ = sleep_until(lifetime_end) => return finish(&scenario, batch, started, &sent, CallEnd::ClientEnded, 0, None),

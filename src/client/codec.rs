@@ -50,6 +50,7 @@ impl Decoder for RawDecoder {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
+        // tonic holds this buffer for the stream's life: small, so idle streams stay cheap.
         BufferSettings::new(STREAM_BUFFER_BYTES, YIELD_THRESHOLD_BYTES)
     }
 }

@@ -163,7 +163,8 @@ impl Batch {
         Self {
             scenario,
             counts: Counts::default(),
-            samples: Vec::with_capacity(32),
+            // Grows only as samples come: an idle slot holds few or none.
+            samples: Vec::new(),
             last_flush: Instant::now(),
         }
     }

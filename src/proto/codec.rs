@@ -11,9 +11,13 @@ use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-/// Initial size of each stream's encode and decode buffers. tonic's default (8 KiB each way)
-/// dominates the memory of an idle stream; buffers still grow to fit larger messages.
-pub const STREAM_BUFFER_BYTES: usize = 1024;
+/// Initial size of each stream's encode and decode buffers. tonic keeps a stream's buffer
+/// allocated for the stream's whole life (after a message is split off, the rest of the
+/// allocation stays referenced), so this is memory every idle stream holds: tonic's default
+/// (8 KiB each way), and even 1 KiB, dominated an idle stream's cost. Each message reserves
+/// its own encoded length (see [`DynamicEncoder`]), so a small start costs at most one
+/// allocation per message, not a cascade of regrowths.
+pub const STREAM_BUFFER_BYTES: usize = 64;
 /// Encoded bytes gathered before the body yields a frame to HTTP/2 (tonic's default).
 pub const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
 
@@ -130,9 +134,12 @@ impl Encoder for DynamicEncoder {
     fn encode(&mut self, item: OutboundMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         let room_before = dst.remaining_mut();
         match item {
-            OutboundMessage::Dynamic(message) => message
-                .encode(dst)
-                .map_err(|error| Status::internal(format!("cannot encode message: {error}")))?,
+            OutboundMessage::Dynamic(message) => {
+                // One allocation of the right size instead of regrowing from the small initial
+                // buffer; `encode_raw` then skips `encode`'s second length computation.
+                dst.reserve(message.encoded_len());
+                message.encode_raw(dst);
+            }
             OutboundMessage::Encoded(bytes) => dst.put_slice(&bytes),
         }
         if let Some(meter) = &self.meter {

@@ -102,19 +102,22 @@ pub struct LiveStream {
     pub bytes_received: AtomicU64,
     /// Whether this stream has series of its own on `/metrics`.
     pub detailed: bool,
-    /// The faults drawn for the stream at its start.
-    faults: OnceLock<FaultSummary>,
+    /// The faults drawn for the stream at its start; boxed, and only when there are any, so a
+    /// stream without faults pays one pointer for them.
+    faults: OnceLock<Box<FaultSummary>>,
     metrics: Arc<MethodMetrics>,
 }
 
 impl LiveStream {
     /// Records the faults drawn for the stream, for `/streams`.
     pub fn set_faults(&self, faults: FaultSummary) {
-        let _ = self.faults.set(faults);
+        if faults != FaultSummary::default() {
+            let _ = self.faults.set(Box::new(faults));
+        }
     }
 
     pub fn faults(&self) -> FaultSummary {
-        self.faults.get().copied().unwrap_or_default()
+        self.faults.get().map(|faults| **faults).unwrap_or_default()
     }
 }
 

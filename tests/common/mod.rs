@@ -358,12 +358,21 @@ pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) 
 
 /// Resident memory of a process in bytes, from /proc.
 pub fn resident_bytes(pid: u32) -> u64 {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+/// The most resident memory a process has had, in bytes, from /proc.
+pub fn peak_resident_bytes(pid: u32) -> u64 {
+    proc_status_bytes(pid, "VmHWM:")
+}
+
+fn proc_status_bytes(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs is readable");
     let kib: u64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS is reported");
+        .unwrap_or_else(|| panic!("{field} is reported"));
     kib * 1024
 }
 
