@@ -38,11 +38,11 @@ fn chaos(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pool = load_pool(&[root.join("protos")], &[]).expect("protos load");
     let catalog = MethodCatalog::new(&pool, &[]);
-    let subscribe = catalog.by_path("/myapp.NotificationService/Subscribe").expect("Subscribe exists").clone();
+    let subscribe =
+        catalog.by_path("/myapp.NotificationService/Subscribe").expect("Subscribe exists").clone();
     let metadata = MetadataMap::new();
-    let plan = |text: &str| {
-        parse_profile(&PathBuf::from("bench.yaml"), text).expect("the plan compiles").chaos
-    };
+    let plan =
+        |text: &str| parse_profile(&PathBuf::from("bench.yaml"), text).expect("the plan compiles").chaos;
     let quiet = std::fs::read_to_string(root.join("benches/e2e/profile.yaml")).expect("the bench profile");
     let engines = [
         ("draw_several_rules", ChaosEngine::new(plan(SEVERAL_RULES))),

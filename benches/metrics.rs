@@ -18,7 +18,8 @@ const MESSAGE_BYTES: usize = 74;
 fn metrics(c: &mut Criterion) {
     let pool = load_pool(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("protos")], &[]).expect("protos load");
     let catalog = MethodCatalog::new(&pool, &[]);
-    let subscribe = catalog.by_path("/myapp.NotificationService/Subscribe").expect("Subscribe exists").clone();
+    let subscribe =
+        catalog.by_path("/myapp.NotificationService/Subscribe").expect("Subscribe exists").clone();
     let connections = ConnectionRegistry::default();
     let (connection, _commands) = connections.register("127.0.0.1:1".parse().unwrap());
 
@@ -29,7 +30,9 @@ fn metrics(c: &mut Criterion) {
     let without = Arc::new(StreamRegistry::new(&catalog, 0));
     streamstorm::telemetry::install_recorder().expect("recorder installs");
     let with = Arc::new(StreamRegistry::new(&catalog, 0));
-    for (name, registry) in [("message_sent_no_recorder_baseline", &without), ("message_sent_prometheus", &with)] {
+    for (name, registry) in
+        [("message_sent_no_recorder_baseline", &without), ("message_sent_prometheus", &with)]
+    {
         let guard = registry.open(subscribe.clone(), &connection);
         group.bench_function(name, |b| b.iter(|| guard.stream().sent(black_box(MESSAGE_BYTES))));
     }

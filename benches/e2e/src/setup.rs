@@ -85,7 +85,8 @@ impl Workspace {
     /// The stub's JSON, read as `type_name`, must be the baseline's message: same fields, same
     /// encoded size.
     fn check_same_message(&self, type_name: &str, json: &Value, baseline: &impl Message) -> Result<()> {
-        let pool = load_pool(std::slice::from_ref(&self.protos), &[]).map_err(|problems| anyhow::anyhow!("{problems}"))?;
+        let pool = load_pool(std::slice::from_ref(&self.protos), &[])
+            .map_err(|problems| anyhow::anyhow!("{problems}"))?;
         let descriptor = pool.get_message_by_name(type_name).context("type exists")?;
         let stub = message_from_json(&descriptor, json)?;
         let baseline_bytes = baseline.encode_to_vec();
@@ -99,7 +100,10 @@ impl Workspace {
     /// Writes a load-client profile with one scenario.
     pub fn load_profile(&self, name: &str, connections: usize, scenario: &str) -> Result<PathBuf> {
         let path = self.scratch.join(format!("{name}.yaml"));
-        std::fs::write(&path, format!("load:\n  connections: {connections}\n  scenarios:\n    - {scenario}\n"))?;
+        std::fs::write(
+            &path,
+            format!("load:\n  connections: {connections}\n  scenarios:\n    - {scenario}\n"),
+        )?;
         Ok(path)
     }
 
@@ -117,7 +121,13 @@ impl Workspace {
     }
 
     /// `streamstorm simulate` against `target` with the load in `profile`.
-    pub fn client(&self, profile: &Path, target: std::net::SocketAddr, seconds: f64, report: &Path) -> Command {
+    pub fn client(
+        &self,
+        profile: &Path,
+        target: std::net::SocketAddr,
+        seconds: f64,
+        report: &Path,
+    ) -> Command {
         let mut command = Command::new(&self.streamstorm);
         command.arg("simulate").arg("--profile").arg(profile).arg("--target").arg(target.to_string());
         command.arg("--protos").arg(&self.protos).arg("--report").arg(report);
