@@ -4,7 +4,7 @@
 
 use std::io::BufReader;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ChildStderr, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -93,21 +93,39 @@ pub fn idle_memory(
         .stderr(Stdio::piped())
         .spawn()?;
     let mut progress = BufReader::new(client.stderr.take().expect("stderr is piped"));
-    let measured = (|| -> Result<IdleMemory> {
-        let half = wait_for_streams(&mut progress, streams / 2, hold * 2)?;
-        let client_half = rss_bytes(client.id())?;
-        let full = wait_for_streams(&mut progress, streams, Duration::from_secs_f64(seconds))?;
-        std::thread::sleep(Duration::from_secs(1));
-        let client_full = rss_bytes(client.id())?;
-        let server_full = rss_bytes(server.pid())?;
-        Ok(IdleMemory {
-            streams: full,
-            server_bytes_per_stream: (server_full as f64 - server_idle as f64) / full as f64,
-            client_bytes_per_stream: (client_full as f64 - client_half as f64) / (full - half).max(1) as f64,
-        })
-    })();
+    let processes = Processes { client: client.id(), server: server.pid(), server_idle };
+    let measured = measure_steps(&mut progress, processes, streams, hold, Duration::from_secs_f64(seconds));
     let _ = client.kill();
     let _ = client.wait();
     drop(server);
     measured
+}
+
+/// The processes of an idle-streams run, and the server's memory before the client came.
+#[derive(Clone, Copy)]
+struct Processes {
+    client: u32,
+    server: u32,
+    server_idle: u64,
+}
+
+/// Reads both processes' memory once half the streams are open, and again once all are.
+fn measure_steps(
+    progress: &mut BufReader<ChildStderr>,
+    processes: Processes,
+    streams: u64,
+    hold: Duration,
+    limit: Duration,
+) -> Result<IdleMemory> {
+    let half = wait_for_streams(progress, streams / 2, hold * 2)?;
+    let client_half = rss_bytes(processes.client)?;
+    let full = wait_for_streams(progress, streams, limit)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let client_full = rss_bytes(processes.client)?;
+    let server_full = rss_bytes(processes.server)?;
+    Ok(IdleMemory {
+        streams: full,
+        server_bytes_per_stream: (server_full as f64 - processes.server_idle as f64) / full as f64,
+        client_bytes_per_stream: (client_full as f64 - client_half as f64) / (full - half).max(1) as f64,
+    })
 }
