@@ -17,7 +17,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use super::plan::{
-    After, Codes, DisconnectMode, Distribution, FaultPlan, Faults, MessageCap, Phase, StreamTimeout,
+    Abort, After, Codes, Disconnect, DisconnectMode, Distribution, Fail, FaultPlan, Faults, Latency,
+    MessageCap, Phase, RateLimit, StreamTimeout,
 };
 use super::tally::{FaultKind, FaultTally};
 use crate::proto::MethodEntry;
@@ -289,19 +290,42 @@ fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(NonZeroU32::new(rate.max(1)).expect("at least one")))
 }
 
+/// The settings a stream draws from, borrowed from the plan: resolving a stream's faults
+/// copies nothing.
+#[derive(Default)]
+struct Resolved<'a> {
+    latency: Option<&'a Latency>,
+    abort: Option<&'a Abort>,
+    fail: Option<&'a Fail>,
+    disconnect: Option<&'a Disconnect>,
+    message_cap: Option<MessageCap>,
+    inbound_cap: Option<u64>,
+    stream_timeout: Option<StreamTimeout>,
+    rate_limit: Option<RateLimit>,
+}
+
+impl<'a> Resolved<'a> {
+    /// Fills the kinds still unset from `set`.
+    fn fill_from(&mut self, set: &'a Faults) {
+        self.latency = self.latency.or(set.latency.as_ref());
+        self.abort = self.abort.or(set.abort.as_ref());
+        self.fail = self.fail.or(set.fail.as_ref());
+        self.disconnect = self.disconnect.or(set.disconnect.as_ref());
+        self.message_cap = self.message_cap.or(set.message_cap);
+        self.inbound_cap = self.inbound_cap.or(set.inbound_cap);
+        self.stream_timeout = self.stream_timeout.or(set.stream_timeout);
+        self.rate_limit = self.rate_limit.or(set.rate_limit);
+    }
+}
+
 /// Per fault kind: the phase's setting, else the first matching rule that sets it.
-fn resolve(plan: &FaultPlan, phase: Option<&Phase>, service: &str, method: &str) -> Faults {
-    let mut faults = phase.map(|phase| phase.faults.clone()).unwrap_or_default();
+fn resolve<'a>(plan: &'a FaultPlan, phase: Option<&'a Phase>, service: &str, method: &str) -> Resolved<'a> {
+    let mut faults = Resolved::default();
+    if let Some(phase) = phase {
+        faults.fill_from(&phase.faults);
+    }
     for rule in plan.rules.iter().filter(|rule| rule.matcher.matches(service, method)) {
-        let set = &rule.faults;
-        faults.latency = faults.latency.take().or_else(|| set.latency.clone());
-        faults.abort = faults.abort.take().or_else(|| set.abort.clone());
-        faults.fail = faults.fail.take().or_else(|| set.fail.clone());
-        faults.disconnect = faults.disconnect.take().or_else(|| set.disconnect.clone());
-        faults.message_cap = faults.message_cap.or(set.message_cap);
-        faults.inbound_cap = faults.inbound_cap.or(set.inbound_cap);
-        faults.stream_timeout = faults.stream_timeout.or(set.stream_timeout);
-        faults.rate_limit = faults.rate_limit.or(set.rate_limit);
+        faults.fill_from(&rule.faults);
     }
     faults
 }
@@ -324,9 +348,9 @@ impl StreamFaults {
     }
 
     /// Draws in a fixed order (abort, fail, disconnect), so draws line up across runs.
-    fn draw(faults: &Faults, rng: &mut StdRng) -> Self {
+    fn draw(faults: &Resolved<'_>, rng: &mut StdRng) -> Self {
         let mut drawn = Self::none(stream_rng(0, 0, 0));
-        drawn.abort = faults.abort.as_ref().and_then(|abort| {
+        drawn.abort = faults.abort.and_then(|abort| {
             rng.random_bool(abort.rate.clamp(0.0, 1.0)).then(|| {
                 let code = pick_code(&abort.codes, rng);
                 let status = match &abort.details {
@@ -336,16 +360,16 @@ impl StreamFaults {
                 (FaultKind::Abort, status)
             })
         });
-        drawn.fail = faults.fail.as_ref().and_then(|fail| {
+        drawn.fail = faults.fail.and_then(|fail| {
             rng.random_bool(fail.rate.clamp(0.0, 1.0)).then(|| {
                 (trigger(&fail.after, rng), Status::new(pick_code(&fail.codes, rng), fail.message.clone()))
             })
         });
-        drawn.disconnect = faults.disconnect.as_ref().and_then(|disconnect| {
+        drawn.disconnect = faults.disconnect.and_then(|disconnect| {
             rng.random_bool(disconnect.rate.clamp(0.0, 1.0))
                 .then(|| (trigger(&disconnect.after, rng), disconnect.mode))
         });
-        if let Some(latency) = &faults.latency {
+        if let Some(latency) = faults.latency {
             drawn.first_message_latency = latency.first_message.clone();
             drawn.per_message_latency = latency.per_message.clone();
         }

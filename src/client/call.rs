@@ -102,8 +102,13 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
     };
     let mut read = None;
     let mut reader = ReplyReader { scenario: &scenario, started, previous: None, received: 0, send_times };
+    // Made once per call, not per message: the idle timer is moved on only when it fires
+    // early (a message arrived meanwhile), so a busy stream costs no timer work per message.
+    let cut = setup.cut.cancelled();
+    let lifetime = sleep_until(lifetime_end);
+    let idle_timer = sleep_until(started + idle);
+    tokio::pin!(cut, lifetime, idle_timer);
     let end = loop {
-        let idle_deadline = reader.previous.unwrap_or(started) + idle;
         tokio::select! {
             biased;
             message = inbound.message() => match message {
@@ -128,9 +133,15 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
                     break failure(&status);
                 }
             },
-            _ = setup.cut.cancelled() => break CallEnd::RunEnded,
-            _ = sleep_until(idle_deadline) => break idle_end(),
-            _ = sleep_until(lifetime_end) => break CallEnd::ClientEnded,
+            _ = &mut cut => break CallEnd::RunEnded,
+            _ = &mut idle_timer => {
+                let idle_deadline = reader.previous.unwrap_or(started) + idle;
+                if idle_deadline <= Instant::now() {
+                    break idle_end();
+                }
+                idle_timer.as_mut().reset(idle_deadline);
+            }
+            _ = &mut lifetime => break CallEnd::ClientEnded,
         }
     };
     let received = reader.received;

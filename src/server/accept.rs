@@ -153,7 +153,9 @@ impl Acceptor {
     }
 }
 
-fn http2_builder(settings: &Http2Settings) -> http2::Builder<TokioExecutor> {
+/// hyper's HTTP/2 server configured with `settings`: every connection `serve` accepts is served
+/// by one of these (public so the baseline server of the benchmarks runs with the same values).
+pub fn http2_builder(settings: &Http2Settings) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())

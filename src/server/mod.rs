@@ -104,6 +104,12 @@ impl Default for Http2Settings {
     }
 }
 
+/// The tokio runtime `serve` and `simulate` run on: multi-threaded, one worker per core, I/O
+/// and timers enabled. Shared with the benchmarks' baseline server so both run alike.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
 /// Everything `serve` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {

@@ -78,7 +78,7 @@ async fn answer_single_request(
     if let Some(script) = &chosen.output.script {
         return play(script.clone(), call, Some(request), seed).await;
     }
-    respond_with(&chosen, chosen.output.messages.clone(), rendering)
+    respond_with(&chosen, rendering)
 }
 
 async fn answer_client_stream(
@@ -103,7 +103,7 @@ async fn answer_client_stream(
         Status::not_found(format!("no stub for {} expects {count} messages", call.method.path))
     })?;
     let request = first.unwrap_or_else(|| DynamicMessage::new(call.method.input()));
-    respond_with(&chosen, chosen.output.messages.clone(), Rendering::new(&call, &request, seed))
+    respond_with(&chosen, Rendering::new(&call, &request, seed))
 }
 
 /// Bidi: the response starts once the first message has chosen a stub, so that stub's
@@ -228,17 +228,17 @@ fn claim_best(ranked: Vec<Ranked>) -> Option<Arc<Stub>> {
     ranked.into_iter().map(|r| r.stub).find(|stub| stub.claim())
 }
 
-/// Sends `messages` (each after its delay), then ends as the stub says.
+/// Sends the stub's messages (each after its delay), then ends as the stub says. The messages
+/// are read from the stub in place: a call copies none of them.
 fn respond_with(
     stub: &Arc<Stub>,
-    messages: Vec<OutputMessage>,
     mut rendering: Rendering,
 ) -> Result<tonic::Response<OutboundStream>, Status> {
     let stub = stub.clone();
     let headers = rendering.metadata(&stub, &stub.output.headers, &stub.output.header_templates)?;
     let stream = try_stream! {
-        for output in messages {
-            yield send(&stub, &output, &mut rendering).await?;
+        for output in &stub.output.messages {
+            yield send(&stub, output, &mut rendering).await?;
         }
         finish(&stub, &mut rendering)?;
     };

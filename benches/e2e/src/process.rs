@@ -1,0 +1,148 @@
+//! The processes a benchmark run starts — a server (streamstorm or the baseline) and the load
+//! client — and what `/proc` says about them: CPU time (user + system) and resident memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Which server a measurement is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    Streamstorm,
+    Baseline,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Streamstorm => "streamstorm",
+            Self::Baseline => "baseline",
+        }
+    }
+}
+
+/// A server process on loopback, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `command` and waits for its banner, whose first line ends with the address.
+    pub fn start(mut command: Command) -> Result<Self> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {command:?}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .split_whitespace()
+            .last()
+            .and_then(|word| word.parse().ok())
+            .with_context(|| format!("no address in the server's banner {line:?}"))?;
+        Ok(Self { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time and state of a process from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    /// User + system time, in seconds.
+    pub seconds: f64,
+    /// True once the process has exited and waits to be reaped: its times are final.
+    pub exited: bool,
+}
+
+pub fn cpu(pid: u32, ticks_per_second: f64) -> Result<CpuSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+    let ticks = |index: usize| -> Result<f64> { Ok(fields.get(index).context("short stat")?.parse()?) };
+    Ok(CpuSample { seconds: (ticks(11)? + ticks(12)?) / ticks_per_second, exited: fields[0] == "Z" })
+}
+
+/// Resident memory in bytes (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
+    let kib: u64 = line.split_whitespace().nth(1).context("malformed VmRSS")?.parse()?;
+    Ok(kib * 1024)
+}
+
+/// Clock ticks per second of `/proc` CPU times.
+pub fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Runs a load client to its end and returns its total CPU seconds, read from `/proc` after it
+/// exits but before it is reaped.
+pub fn run_to_end(mut client: Child, ticks_per_second: f64, limit: Duration) -> Result<f64> {
+    let started = Instant::now();
+    loop {
+        let sample = cpu(client.id(), ticks_per_second)?;
+        if sample.exited {
+            let status = client.wait()?;
+            if !status.success() && status.code() != Some(1) {
+                bail!("the load client failed: {status}");
+            }
+            return Ok(sample.seconds);
+        }
+        if started.elapsed() > limit {
+            let _ = client.kill();
+            let _ = client.wait();
+            bail!("the load client did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads the load client's progress lines (`[ 3s/60s] 1020 streams | …`) and returns once
+/// `wanted` streams have been active for two lines in a row.
+pub fn wait_for_streams(progress: &mut BufReader<ChildStderr>, wanted: u64, limit: Duration) -> Result<u64> {
+    let started = Instant::now();
+    let mut in_a_row = 0;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if progress.read_line(&mut line)? == 0 {
+            bail!("the load client ended before {wanted} streams were open");
+        }
+        let active = line
+            .split_once("] ")
+            .and_then(|(_, rest)| rest.split_once(" streams"))
+            .and_then(|(count, _)| count.trim().parse::<u64>().ok());
+        if let Some(active) = active {
+            in_a_row = if active >= wanted { in_a_row + 1 } else { 0 };
+            if in_a_row >= 2 {
+                return Ok(active);
+            }
+        }
+        if started.elapsed() > limit {
+            bail!("fewer than {wanted} streams open after {limit:?} (last progress: {})", line.trim());
+        }
+    }
+}
