@@ -128,7 +128,7 @@ fn target_drives_a_separately_started_server_described_by_reflection() {
     std::fs::write(
         &server_profile,
         format!(
-            "server:\n  protos: [{}]\nchaos:\n  rules:\n    - match: {{ method: myapp.NotificationService/Subscribe }}\n      abort: {{ rate: 20%, code: UNAVAILABLE }}\n",
+            "server:\n  protos: [{}]\nchaos:\n  rules:\n    - match: {{ method: myapp.NotificationService/Subscribe }}\n      abort: {{ rate: 50%, code: UNAVAILABLE }}\n",
             repo("protos/myapp").display()
         ),
     )
