@@ -161,7 +161,7 @@ async fn load_round(profile: &Path, target: SocketAddr, duration: Duration) -> C
             status = client.child.wait() => break status.unwrap(),
             _ = tokio::time::sleep(Duration::from_millis(250)) => {
                 // The process may have ended since the wait (a zombie reports no memory).
-                let Some(resident) = resident_now(pid) else { continue };
+                let Some(resident) = common::resident_bytes_now(pid) else { continue };
                 last = resident;
                 // Early: once the scenarios have started and every slot holds its stream.
                 if early.is_none() && started.elapsed() >= duration / 4 {
@@ -172,20 +172,6 @@ async fn load_round(profile: &Path, target: SocketAddr, duration: Duration) -> C
     };
     assert!(status.success(), "simulate exited with {status}");
     ClientMemory { early: early.unwrap_or(last), last }
-}
-
-/// `VmRSS` of a process that may be ending.
-fn resident_now(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -366,14 +366,22 @@ pub fn peak_resident_bytes(pid: u32) -> u64 {
     proc_status_bytes(pid, "VmHWM:")
 }
 
+/// Resident memory of a process that may be ending: `None` once it is gone.
+pub fn resident_bytes_now(pid: u32) -> Option<u64> {
+    read_status_bytes(pid, "VmRSS:")
+}
+
 fn proc_status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs is readable");
+    read_status_bytes(pid, field).unwrap_or_else(|| panic!("{field} is reported for process {pid}"))
+}
+
+fn read_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = status
         .lines()
         .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} is reported"));
-    kib * 1024
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(kib * 1024)
 }
 
 pub fn path_str(path: &Path) -> &str {
