@@ -7,10 +7,10 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use streamstorm::chaos::stream_rng;
 use streamstorm::chaos::{ChaosEngine, StreamFaults};
 use streamstorm::config::parse_profile;
 use streamstorm::proto::{MethodCatalog, load_pool};
-use streamstorm::server::call::stream_rng;
 use tonic::metadata::MetadataMap;
 
 /// Four rules for three kinds of method, as `profiles/flaky.yaml` writes them.

@@ -5,7 +5,12 @@
 //! - [`proto`]: service definitions loaded at run time (protox, descriptor sets), the dynamic
 //!   codec, the proto3 JSON mapping and the method catalog.
 //! - [`server`]: the mock server — our own accept loop and connection registry, routing to
-//!   reflection, health and the dynamic service, which hands each call to a responder.
+//!   reflection, health and the dynamic service, which hands each call to a responder and its
+//!   outbound stream to the driver.
+//!
+//! Layers point one way: `config` compiles into `chaos` types; `chaos` decides and imports no
+//! server or driver; `driver` uses `chaos`; `server` uses `driver` and `chaos`; `telemetry`
+//! reads them all and is read by none of them.
 //! - [`stub`]: GripMock-format stubs — compiled against the protos, matched, ranked, indexed,
 //!   answering calls, reloaded when their files change.
 //! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
@@ -15,7 +20,10 @@
 //!   slots with ramps and reconnect policy, calls of every kind, sharded HdrHistogram stats.
 //! - [`report`]: the simulator's results — summary tables, JSON report, thresholds, live
 //!   progress and the latency-over-time plot.
-//! - [`chaos`]: the fault plan, the faults drawn for each stream, and their injection.
+//! - [`chaos`]: decides — the fault plan (rules, phases, the base layer of stream limits), the
+//!   faults drawn for each stream, sampling, and the tally of what was injected.
+//! - [`driver`]: applies — one stream driver carries out a stream's drawn faults on any
+//!   outbound stream (delays on an absolute schedule, cuts after delivery, caps, timeouts).
 //! - [`telemetry`]: Prometheus metrics (names, recording, exporter) and the HTTP listener
 //!   for `/metrics`, `/streams` and the admin endpoint.
 //! - [`config`]: profiles — the server's inputs and limits, the chaos plan, metrics and load —
@@ -33,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod diagnostic;
 pub mod document;
+pub mod driver;
 pub mod proto;
 pub mod report;
 pub mod script;

@@ -1,7 +1,8 @@
-//! Deciding a stream's faults when it starts: the plan's rules resolved for its method (the
-//! active phase first), call rate limits, client-requested header faults, and every random
-//! draw made from an RNG seeded by the plan's seed and the stream id — so the same seed and the
-//! same traffic give the same faults on the same streams.
+//! Deciding a stream's faults when it starts: the plan's layers resolved for its method (the
+//! phase in force, then the rules, then the base layer of stream limits — see [`resolve`]),
+//! call rate limits, client-requested header faults, and every random draw made from an RNG
+//! seeded by the plan's seed and the stream id — so the same seed and the same traffic give the
+//! same faults on the same streams. Carrying the faults out is the stream driver's job.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -20,9 +21,9 @@ use super::plan::{
     Abort, After, Codes, Disconnect, DisconnectMode, Distribution, Fail, FaultPlan, Faults, Latency,
     MessageCap, Phase, RateLimit, StreamTimeout,
 };
+use super::sample::stream_rng;
 use super::tally::{FaultKind, FaultTally};
 use crate::proto::MethodEntry;
-use crate::server::call::stream_rng;
 
 /// Distinguishes chaos draws from other per-stream draws.
 const CHAOS_RNG: u64 = 4;
@@ -49,6 +50,9 @@ pub struct StreamFaults {
     pub inbound_cap: Option<u64>,
     pub stream_timeout: Option<StreamTimeout>,
     pub messages_per_second: Option<u32>,
+    /// How long a cut waits, once what was sent before it has been delivered, for the client
+    /// application to read it (`chaos.linger`); zero cuts at once, the raw race.
+    pub cut_linger: Duration,
     /// Draws latencies as messages go.
     pub rng: StdRng,
 }
@@ -129,6 +133,8 @@ impl StreamFaults {
 /// the on/off switch, and call rate limiters.
 pub struct ChaosEngine {
     plan: ArcSwap<FaultPlan>,
+    /// The base layer every plan swapped in keeps (the stream limits are set once, at start).
+    base: Mutex<Faults>,
     started: Instant,
     enabled: AtomicBool,
     /// A phase chosen by hand (admin endpoint) instead of the clock.
@@ -148,6 +154,7 @@ impl std::fmt::Debug for ChaosEngine {
 impl ChaosEngine {
     pub fn new(plan: FaultPlan) -> Self {
         Self {
+            base: Mutex::new(plan.base.clone()),
             plan: ArcSwap::from_pointee(plan),
             started: Instant::now(),
             enabled: AtomicBool::new(true),
@@ -168,9 +175,18 @@ impl ChaosEngine {
         self.plan.load_full()
     }
 
-    /// Swaps in a new plan for new streams; streams already running keep theirs.
-    pub fn replace(&self, plan: FaultPlan) {
+    /// Sets the base layer (the stream limits) of this plan and of every plan swapped in later.
+    pub fn set_base(&self, base: Faults) {
+        let plan = FaultPlan { base: base.clone(), ..(*self.plan()).clone() };
+        *self.base.lock().unwrap_or_else(|p| p.into_inner()) = base;
         self.plan.store(Arc::new(plan));
+    }
+
+    /// Swaps in a new plan for new streams; streams already running keep theirs. The plan keeps
+    /// the engine's base layer.
+    pub fn replace(&self, plan: FaultPlan) {
+        let base = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.plan.store(Arc::new(FaultPlan { base, ..plan }));
         self.call_limiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.server_limiter.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -230,10 +246,13 @@ impl ChaosEngine {
         let plan = self.plan();
         let mut rng = stream_rng(plan.seed, stream_id, CHAOS_RNG);
         if !self.enabled() {
-            return StreamFaults::none(rng);
+            // Chaos switched off: the base layer's stream limits still hold.
+            let mut drawn = StreamFaults::draw(&resolve(&plan, Layers::BaseOnly, method), &mut rng);
+            drawn.rng = rng;
+            return drawn;
         }
         let phase = self.current_phase(&plan).and_then(|index| plan.phases.get(index));
-        let faults = resolve(&plan, phase, &method.service, &method.method);
+        let faults = resolve(&plan, Layers::All { phase }, method);
         let mut drawn = StreamFaults::draw(&faults, &mut rng);
         if drawn.abort.is_none() {
             drawn.abort = self
@@ -302,6 +321,7 @@ struct Resolved<'a> {
     inbound_cap: Option<u64>,
     stream_timeout: Option<StreamTimeout>,
     rate_limit: Option<RateLimit>,
+    cut_linger: Duration,
 }
 
 impl<'a> Resolved<'a> {
@@ -318,16 +338,43 @@ impl<'a> Resolved<'a> {
     }
 }
 
-/// Per fault kind: the phase's setting, else the first matching rule that sets it.
-fn resolve<'a>(plan: &'a FaultPlan, phase: Option<&'a Phase>, service: &str, method: &str) -> Resolved<'a> {
-    let mut faults = Resolved::default();
-    if let Some(phase) = phase {
-        faults.fill_from(&phase.faults);
+/// Which of the plan's layers a stream draws from.
+#[derive(Clone, Copy)]
+enum Layers<'a> {
+    /// The phase in force (if any), the rules, then the base layer.
+    All { phase: Option<&'a Phase> },
+    /// Only the base layer: chaos is switched off, stream limits still hold.
+    BaseOnly,
+}
+
+/// Precedence, in this one place. Per fault kind: the phase in force, else the first matching
+/// rule that sets it, else the base layer. A layer that sets `latency` at all (say only
+/// `first_message`) owns latency, so the base layer's per-message latency does not add to it.
+/// The base layer's message cap and stream timeout are limits too: they bound whatever a phase
+/// or rule set — the smaller cap and the shorter timeout win.
+fn resolve<'a>(plan: &'a FaultPlan, layers: Layers<'a>, method: &MethodEntry) -> Resolved<'a> {
+    let mut faults = Resolved { cut_linger: plan.linger, ..Resolved::default() };
+    if let Layers::All { phase } = layers {
+        if let Some(phase) = phase {
+            faults.fill_from(&phase.faults);
+        }
+        for rule in plan.rules.iter().filter(|rule| rule.matcher.matches(&method.service, &method.method)) {
+            faults.fill_from(&rule.faults);
+        }
     }
-    for rule in plan.rules.iter().filter(|rule| rule.matcher.matches(service, method)) {
-        faults.fill_from(&rule.faults);
-    }
+    let (cap, timeout) = (faults.message_cap, faults.stream_timeout);
+    faults.fill_from(&plan.base);
+    faults.message_cap = smaller(cap, plan.base.message_cap, |cap| cap.max);
+    faults.stream_timeout = smaller(timeout, plan.base.stream_timeout, |timeout| timeout.after);
     faults
+}
+
+/// The one of two optional settings with the smaller `key`; `a` on a tie.
+fn smaller<T, K: Ord>(a: Option<T>, b: Option<T>, key: impl Fn(&T) -> K) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if key(&b) < key(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 impl StreamFaults {
@@ -343,6 +390,7 @@ impl StreamFaults {
             inbound_cap: None,
             stream_timeout: None,
             messages_per_second: None,
+            cut_linger: Duration::ZERO,
             rng,
         }
     }
@@ -350,6 +398,7 @@ impl StreamFaults {
     /// Draws in a fixed order (abort, fail, disconnect), so draws line up across runs.
     fn draw(faults: &Resolved<'_>, rng: &mut StdRng) -> Self {
         let mut drawn = Self::none(stream_rng(0, 0, 0));
+        drawn.cut_linger = faults.cut_linger;
         drawn.abort = faults.abort.and_then(|abort| {
             rng.random_bool(abort.rate.clamp(0.0, 1.0)).then(|| {
                 let code = pick_code(&abort.codes, rng);
@@ -370,8 +419,8 @@ impl StreamFaults {
                 .then(|| (trigger(&disconnect.after, rng), disconnect.mode))
         });
         if let Some(latency) = faults.latency {
-            drawn.first_message_latency = latency.first_message.clone();
-            drawn.per_message_latency = latency.per_message.clone();
+            drawn.first_message_latency = latency.first_message.clone().filter(Distribution::delays);
+            drawn.per_message_latency = latency.per_message.clone().filter(Distribution::delays);
         }
         drawn.message_cap = faults.message_cap;
         drawn.inbound_cap = faults.inbound_cap;

@@ -1,14 +1,15 @@
-//! The chaos engine: a [`plan::FaultPlan`] compiled from a profile, the faults drawn for each
-//! stream from it ([`decide`]), and their injection into the stream as it runs ([`inject`]).
-//! Connection-level faults (GOAWAY, TCP reset, blackhole) are carried out by the server's
-//! connection registry; this module only asks for them.
+//! The chaos engine decides: a [`plan::FaultPlan`] compiled from a profile (rules, phases and
+//! the base layer of stream limits), the faults drawn for each stream from it ([`decide`]),
+//! sampling ([`sample`]) and the count of what was injected ([`tally`]). It carries nothing
+//! out: the stream driver ([`crate::driver`]) applies a stream's drawn faults, and the server
+//! acts on connections when the driver asks. Nothing here imports the server.
 
 pub mod decide;
-pub mod inject;
 pub mod plan;
 pub mod sample;
 pub mod tally;
 
-pub use decide::{ChaosEngine, StreamFaults};
+pub use decide::{ChaosEngine, StreamFaults, Trigger};
 pub use plan::FaultPlan;
+pub use sample::stream_rng;
 pub use tally::{FaultCount, FaultKind, FaultTally, TallySummary};

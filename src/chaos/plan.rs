@@ -7,8 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tonic::Code;
 
+/// How long a cut waits by default, once what was sent before it has been delivered, for the
+/// client application to read it (see [`crate::driver`]).
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
+
 /// Everything the chaos engine does, compiled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FaultPlan {
     /// Seeds every draw together with the stream id (`chaos.seed`; `--seed` overrides).
     pub seed: u64,
@@ -20,6 +24,27 @@ pub struct FaultPlan {
     pub header_faults: bool,
     /// Connection-level settings.
     pub connections: ConnectionFaults,
+    /// The base layer under the rules: the stream limits of `server.limits` and the
+    /// environment. Its latency applies only where no phase or rule sets latency; its message
+    /// cap and stream timeout bound every stream (the smaller cap and shorter timeout win).
+    pub base: Faults,
+    /// How long a cut (reset, GOAWAY, TCP reset, blackhole) waits after the messages before it
+    /// were delivered, so the client application reads them first; zero for the raw race.
+    pub linger: Duration,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            rules: Vec::new(),
+            phases: Vec::new(),
+            header_faults: false,
+            connections: ConnectionFaults::default(),
+            base: Faults::default(),
+            linger: DEFAULT_LINGER,
+        }
+    }
 }
 
 /// Which methods a rule applies to.

@@ -1,4 +1,5 @@
-//! Drawing durations and counts from the plan's distributions with a stream's RNG.
+//! Drawing durations and counts from the plan's distributions with a stream's RNG, and the
+//! per-stream RNG itself.
 
 use std::time::Duration;
 
@@ -8,10 +9,25 @@ use rand_distr::{Distribution as _, LogNormal, Normal};
 
 use super::plan::{CountRange, Distribution};
 
+/// The random source for one stream: derived from the run's seed and the stream id, so the
+/// same seed and the same traffic give the same draws; `purpose` keeps independent uses (chaos,
+/// scripts, connection jitter) from sharing one sequence.
+pub fn stream_rng(seed: u64, stream_id: u64, purpose: u64) -> StdRng {
+    use rand::SeedableRng;
+    let mixed =
+        seed ^ stream_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    StdRng::seed_from_u64(mixed)
+}
+
 /// z for the 99th percentile of the standard normal distribution.
 const Z_99: f64 = 2.326_347_874;
 
 impl Distribution {
+    /// False for a distribution that never delays (`0ms`), which then compiles away.
+    pub fn delays(&self) -> bool {
+        *self != Self::Fixed(Duration::ZERO) && *self != Self::Uniform(Duration::ZERO, Duration::ZERO)
+    }
+
     /// One draw; never negative.
     pub fn sample(&self, rng: &mut StdRng) -> Duration {
         let seconds = match *self {

@@ -112,6 +112,8 @@ pub struct FaultTally {
     /// Prometheus counters, registered on first use so only observed series appear.
     counters: [[OnceLock<Counter>; CODE_SLOTS]; FaultKind::ALL.len()],
     injected_latency: OnceLock<Histogram>,
+    /// How late delayed or paced messages went out against their schedule.
+    schedule_error: OnceLock<Histogram>,
     /// Messages streams had sent when a `reset_stream` fault reset them.
     messages_before_resets: AtomicU64,
 }
@@ -131,6 +133,7 @@ impl Default for FaultTally {
             counts: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             counters: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
             injected_latency: OnceLock::new(),
+            schedule_error: OnceLock::new(),
             messages_before_resets: AtomicU64::new(0),
         }
     }
@@ -164,6 +167,13 @@ impl FaultTally {
         self.injected_latency
             .get_or_init(|| metrics::histogram!(names::INJECTED_LATENCY))
             .record(delay.as_secs_f64());
+    }
+
+    /// Records how long after its scheduled time a delayed or paced message went out.
+    pub fn record_schedule_error(&self, late: Duration) {
+        self.schedule_error
+            .get_or_init(|| metrics::histogram!(names::SCHEDULE_ERROR))
+            .record(late.as_secs_f64());
     }
 
     /// Counts the messages a stream had sent when it was reset.

@@ -18,7 +18,7 @@ use crate::document::{Node, NodeValue};
 /// The keys that set a fault, in rules and phases alike.
 pub(super) const FAULT_FIELDS: &[&str] =
     &["latency", "abort", "fail", "disconnect", "message_cap", "inbound_cap", "stream_timeout", "rate_limit"];
-const CHAOS_FIELDS: &[&str] = &["seed", "header_faults", "connections", "rules", "phases"];
+const CHAOS_FIELDS: &[&str] = &["seed", "header_faults", "connections", "linger", "rules", "phases"];
 const DISCONNECT_MODES: &[&str] = &["reset_stream", "goaway", "tcp_reset", "stall", "blackhole"];
 /// HTTP/2 `CANCEL`, what a client sees when a server gives up on a stream.
 const DEFAULT_H2_CODE: u32 = 8;
@@ -34,6 +34,7 @@ impl Reader<'_> {
         }
         plan.seed = self.optional(node, "chaos", "seed", values::seed).unwrap_or(plan.seed);
         plan.header_faults = self.optional(node, "chaos", "header_faults", values::boolean).unwrap_or(false);
+        plan.linger = self.optional(node, "chaos", "linger", values::duration).unwrap_or(plan.linger);
         if let Some(connections) = node.get("connections") {
             plan.connections = self.connections(connections, "chaos.connections").unwrap_or_default();
         }

@@ -20,9 +20,9 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use super::model::{Due, Effects, InEntry, OutEntry, Script, TextPattern};
+use crate::chaos::stream_rng;
 use crate::proto::json::{DefaultFields, FieldNames, message_from_json, message_to_json};
 use crate::proto::{CallKind, OutboundMessage};
-use crate::server::call::stream_rng;
 use crate::server::{Call, Inbound, OutboundStream};
 use crate::template::{JsonTemplate, Scope, Template, truthy};
 

@@ -23,12 +23,14 @@ use tower::Service;
 use tracing::{debug, info, warn};
 
 use super::Http2Settings;
-use super::call::stream_rng;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
+use super::delivery::{DeliveryProgress, MeteredIo};
 use super::guard::{ProgressGuard, ProgressTimeouts, Stall, StallFlag};
 use super::router::GrpcRouter;
 use super::tls::ServerTls;
+use crate::chaos::stream_rng;
 use crate::chaos::{ChaosEngine, FaultKind};
+use crate::driver::sleep_until;
 use crate::telemetry::names;
 
 /// Everything the accept loop needs, owned for the server's life.
@@ -207,8 +209,10 @@ impl ConnectionTask {
             router.clone().call(request.map(Body::new))
         });
         let socket = stream.as_raw_fd();
+        let delivery = self.context.delivery.clone();
+        delivery.attach(socket);
         let blackholed = Arc::new(AtomicBool::new(false));
-        let io = ChaosIo { inner: stream, blackholed: blackholed.clone() };
+        let io = ChaosIo { inner: stream, blackholed: blackholed.clone(), delivery: delivery.clone() };
         let io = match self.tls.clone() {
             None => Either::Left(io),
             Some(tls) => match self.accept_tls(&tls, io).await {
@@ -218,7 +222,7 @@ impl ConnectionTask {
         };
         // The guard watches HTTP/2 frames, so it reads the decrypted side of TLS.
         let stall = StallFlag::default();
-        let io = ProgressGuard::new(io, self.progress, stall.clone());
+        let io = MeteredIo::new(ProgressGuard::new(io, self.progress, stall.clone()), delivery);
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         // When set, the connection is closed at this instant (after GOAWAY or a blackhole).
@@ -308,18 +312,11 @@ impl ConnectionTask {
     /// Forgets the connection and counts why it closed.
     fn closed(&self, reason: CloseReason) {
         let id = self.context.id;
+        self.context.delivery.detach();
         self.registry.remove(id);
         metrics::counter!(names::CONNECTIONS_CLOSED, "reason" => reason.name()).increment(1);
         metrics::gauge!(names::CONNECTIONS_ACTIVE).decrement(1.0);
         debug!(connection = %id, reason = reason.name(), "Connection closed.");
-    }
-}
-
-/// Sleeps until `when`, or forever when there is no deadline (a disabled `select!` timer).
-pub(crate) async fn sleep_until(when: Option<tokio::time::Instant>) {
-    match when {
-        Some(when) => tokio::time::sleep_until(when).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -329,6 +326,8 @@ pub(crate) async fn sleep_until(when: Option<tokio::time::Instant>) {
 struct ChaosIo {
     inner: TcpStream,
     blackholed: Arc<AtomicBool>,
+    /// Counts the bytes written to the socket.
+    delivery: Arc<DeliveryProgress>,
 }
 
 impl tokio::io::AsyncRead for ChaosIo {
@@ -353,7 +352,9 @@ impl tokio::io::AsyncWrite for ChaosIo {
         if self.blackholed.load(Ordering::Relaxed) {
             return std::task::Poll::Pending;
         }
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.delivery.wrote_to_socket(written);
+        std::task::Poll::Ready(Ok(written))
     }
 
     fn poll_flush(

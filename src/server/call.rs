@@ -15,16 +15,6 @@ use super::connection::ConnectionContext;
 use crate::chaos::{FaultKind, FaultTally};
 use crate::proto::{MethodEntry, OutboundMessage};
 
-/// The random source for one stream: derived from the run's seed and the stream id, so the
-/// same seed and the same traffic give the same draws; `purpose` keeps independent uses (chaos,
-/// scripts, limits) from sharing one sequence.
-pub fn stream_rng(seed: u64, stream_id: u64, purpose: u64) -> rand::rngs::StdRng {
-    use rand::SeedableRng;
-    let mixed =
-        seed ^ stream_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    rand::rngs::StdRng::seed_from_u64(mixed)
-}
-
 /// The messages a responder sends back; ends with `Ok` or with the `Err` status.
 pub type OutboundStream = Pin<Box<dyn Stream<Item = Result<OutboundMessage, Status>> + Send>>;
 

@@ -8,7 +8,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
+
+use super::delivery::DeliveryProgress;
+use crate::driver::{ConnectionControl, ConnectionCut};
 
 /// Identifies a connection for the life of the server process (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,6 +47,8 @@ pub struct ConnectionContext {
     pub id: ConnectionId,
     pub peer: SocketAddr,
     pub stats: Arc<ConnectionStats>,
+    /// What the connection has delivered, for cuts that must not lose messages in flight.
+    pub delivery: Arc<DeliveryProgress>,
 }
 
 /// Live counters of one connection.
@@ -93,6 +99,7 @@ impl ConnectionRegistry {
                 streams_opened: AtomicU64::new(0),
                 streams_active: AtomicUsize::new(0),
             }),
+            delivery: Arc::default(),
         };
         let (sender, receiver) = mpsc::unbounded_channel();
         self.lock().insert(id, RegistryEntry { context: context.clone(), commands: sender });
@@ -145,8 +152,40 @@ impl ConnectionRegistry {
         summaries
     }
 
+    /// The stream driver's handle on connection `context`.
+    pub fn control(self: &Arc<Self>, context: &ConnectionContext) -> Arc<dyn ConnectionControl> {
+        Arc::new(ConnectionCuts {
+            id: context.id,
+            registry: self.clone(),
+            delivery: context.delivery.clone(),
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, RegistryEntry>> {
         // A panic while holding this lock cannot leave the map half-updated.
         self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Cuts of one connection, as the stream driver asks for them.
+struct ConnectionCuts {
+    id: ConnectionId,
+    registry: Arc<ConnectionRegistry>,
+    delivery: Arc<DeliveryProgress>,
+}
+
+impl ConnectionControl for ConnectionCuts {
+    fn cut(&self, cut: ConnectionCut) {
+        let command = match cut {
+            ConnectionCut::GoAway { grace } => ConnectionCommand::GoAway { grace },
+            ConnectionCut::Reset => ConnectionCommand::Reset,
+            ConnectionCut::Blackhole { hold } => ConnectionCommand::Blackhole { hold },
+        };
+        self.registry.command(self.id, command);
+    }
+
+    fn delivered(&self) -> BoxFuture<'static, ()> {
+        let delivery = self.delivery.clone();
+        Box::pin(async move { delivery.delivered().await })
     }
 }

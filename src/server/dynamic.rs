@@ -21,17 +21,15 @@ use tonic::server::Grpc;
 use tonic::{Status, Streaming};
 
 use super::ServerSettings;
-use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder, stream_rng};
+use super::body::DrivenBody;
+use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder};
 use super::connection::{ConnectionContext, ConnectionRegistry};
-use super::limits::StreamLimits;
 use super::streams::{StreamGuard, StreamRegistry};
-use crate::chaos::inject::{FaultTargets, ResettableBody, StreamControl, inject};
-use crate::chaos::{ChaosEngine, FaultTally, StreamFaults};
+use crate::chaos::plan::FaultPlan;
+use crate::chaos::{ChaosEngine, FaultTally};
+use crate::driver::{DriverTargets, StreamControl, drive};
 use crate::proto::status::MESSAGES_READ_METADATA;
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
-
-/// Distinguishes the limits' latency draws from other per-stream draws.
-const LIMITS_RNG: u64 = 2;
 
 /// Serves the methods of a [`MethodCatalog`] through a [`Responder`].
 #[derive(Clone)]
@@ -43,11 +41,12 @@ struct DynamicShared {
     catalog: Arc<MethodCatalog>,
     responder: Arc<dyn Responder>,
     max_message_bytes: usize,
-    limits: StreamLimits,
-    seed: u64,
+    /// Initial size of each stream's codec buffers.
+    stream_buffer_bytes: Option<usize>,
     streams: Arc<StreamRegistry>,
-    chaos: Option<Arc<ChaosEngine>>,
-    /// Counts injected faults and limit endings: the chaos engine's tally, or the server's own.
+    /// Decides each stream's faults: the profile's plan, or only the stream limits without one.
+    chaos: Arc<ChaosEngine>,
+    /// Counts injected faults and limit endings (the engine's tally).
     tally: Arc<FaultTally>,
     connections: Arc<ConnectionRegistry>,
 }
@@ -60,15 +59,18 @@ impl DynamicService {
         streams: Arc<StreamRegistry>,
         connections: Arc<ConnectionRegistry>,
     ) -> Self {
+        let chaos = settings.chaos.clone().unwrap_or_else(|| {
+            Arc::new(ChaosEngine::new(FaultPlan { seed: settings.seed, ..FaultPlan::default() }))
+        });
+        chaos.set_base(settings.limits.base_layer());
         let shared = DynamicShared {
             catalog,
             responder,
             max_message_bytes: settings.max_message_bytes,
-            limits: settings.limits.clone(),
-            seed: settings.seed,
+            stream_buffer_bytes: settings.limits.stream_buffer_bytes,
             streams,
-            chaos: settings.chaos.clone(),
-            tally: settings.chaos.as_ref().map(|chaos| chaos.tally().clone()).unwrap_or_default(),
+            tally: chaos.tally().clone(),
+            chaos,
             connections,
         };
         Self { shared: Arc::new(shared) }
@@ -101,7 +103,7 @@ impl DynamicShared {
         };
         let stream = self.streams.open(method.clone(), &connection);
         let codec = DynamicCodec::for_server(method.input())
-            .with_buffer_size(self.limits.stream_buffer_bytes)
+            .with_buffer_size(self.stream_buffer_bytes)
             .with_meter(stream.stream().clone());
         let mut grpc = Grpc::new(codec)
             .max_decoding_message_size(self.max_message_bytes)
@@ -112,7 +114,7 @@ impl DynamicShared {
             .send_compressed(CompressionEncoding::Zstd);
         let control = Arc::new(StreamControl::default());
         let stream_control = control.clone();
-        let chaos = self.chaos.is_some();
+        let delivery = connection.delivery.clone();
         // tonic calls the handler once per request; the guard moves into that call.
         let mut stream = Some(stream);
         let handler = tower::service_fn(move |call: tonic::Request<Streaming<DynamicMessage>>| {
@@ -120,7 +122,7 @@ impl DynamicShared {
             self.clone().start_call(method.clone(), connection.clone(), stream, stream_control.clone(), call)
         });
         let response = grpc.streaming(handler, request).await;
-        if chaos { response.map(|body| Body::new(ResettableBody::new(body, control))) } else { response }
+        response.map(|body| Body::new(DrivenBody::new(body, control, delivery)))
     }
 
     fn start_call(
@@ -133,11 +135,7 @@ impl DynamicShared {
     ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
         let (metadata, _extensions, messages) = request.into_parts();
         let stream_id = stream.stream().id;
-        let mut faults = match &self.chaos {
-            Some(chaos) => chaos.draw(&method, stream_id, &metadata),
-            None => StreamFaults::none(stream_rng(self.seed, stream_id, LIMITS_RNG)),
-        };
-        self.limits.bound(&mut faults);
+        let faults = self.chaos.draw(&method, stream_id, &metadata);
         stream.stream().set_faults(faults.summary());
         if let Some((kind, abort)) = faults.abort.clone() {
             self.tally.record(kind, Some(abort.code()), stream_id);
@@ -147,11 +145,10 @@ impl DynamicShared {
         let inbound_cap =
             faults.inbound_cap.map(|max| InboundCap { max, tally: self.tally.clone(), stream_id });
         let inbound = Inbound::new(messages).with_cap(inbound_cap);
-        let targets = FaultTargets {
-            stream: stream.stream().clone(),
+        let targets = DriverTargets {
+            stream_id,
             control,
-            connection: connection.clone(),
-            registry: self.connections.clone(),
+            connection: self.connections.control(&connection),
             tally: self.tally.clone(),
         };
         let call = Call { method, connection, stream_id, metadata, inbound };
@@ -165,7 +162,7 @@ impl DynamicShared {
                 }
             };
             Ok(response.map(|messages| {
-                let messages = inject(messages, faults, targets);
+                let messages = drive(messages, faults, targets);
                 Box::pin(TrackedOutbound { messages, stream, ended: false }) as OutboundStream
             }))
         })

@@ -1,15 +1,15 @@
 //! Limits every stream obeys whatever answers it: a lifetime after which it ends with
 //! `DEADLINE_EXCEEDED`, a cap on the messages it sends (then it ends OK), and a latency drawn
 //! uniformly from a range before each message. They come from the environment (our names and
-//! MockForge's) when no profile says otherwise, and bound the faults drawn for each stream, so
-//! one injector enforces both.
+//! MockForge's) when no profile says otherwise, and become the chaos plan's base layer
+//! ([`StreamLimits::base_layer`]), so the faults drawn for each stream already obey them and
+//! one driver enforces both.
 
 use std::time::Duration;
 
 use tonic::Code;
 
-use crate::chaos::StreamFaults;
-use crate::chaos::plan::{Distribution, MessageCap, StreamTimeout};
+use crate::chaos::plan::{Distribution, Faults, Latency, MessageCap, StreamTimeout};
 use crate::diagnostic::{Problem, Problems};
 
 /// Per-stream limits; the default limits nothing.
@@ -70,24 +70,21 @@ impl StreamLimits {
         problems.into_result(Self { stream_timeout, max_stream_messages, latency, stream_buffer_bytes })
     }
 
-    /// Holds `faults` within these limits: the shorter timeout and the smaller message cap win,
-    /// and the limits' latency applies when the chaos plan sets none. The fault injector then
-    /// enforces both, and counts limit endings under the same kinds (`timeout`, `cap`).
-    pub fn bound(&self, faults: &mut StreamFaults) {
-        if let Some(after) = self.stream_timeout
-            && faults.stream_timeout.is_none_or(|timeout| after < timeout.after)
-        {
-            faults.stream_timeout = Some(StreamTimeout { after, code: Code::DeadlineExceeded });
-        }
-        if let Some(max) = self.max_stream_messages
-            && faults.message_cap.is_none_or(|cap| max < cap.max)
-        {
-            faults.message_cap = Some(MessageCap { max, code: Code::Ok });
-        }
-        if let Some((min, max)) = self.latency
-            && faults.per_message_latency.is_none()
-        {
-            faults.per_message_latency = Some(Distribution::Uniform(min, max));
+    /// The limits as the chaos plan's base layer: a timeout ending with `DEADLINE_EXCEEDED`, a
+    /// message cap ending `OK`, and the latency range per message. How they combine with the
+    /// plan's rules is [`crate::chaos::decide`]'s precedence; the driver counts limit endings
+    /// under the fault kinds `timeout` and `cap`.
+    pub fn base_layer(&self) -> Faults {
+        Faults {
+            stream_timeout: self
+                .stream_timeout
+                .map(|after| StreamTimeout { after, code: Code::DeadlineExceeded }),
+            message_cap: self.max_stream_messages.map(|max| MessageCap { max, code: Code::Ok }),
+            latency: self.latency.map(|(min, max)| Latency {
+                first_message: None,
+                per_message: Some(Distribution::Uniform(min, max)),
+            }),
+            ..Faults::default()
         }
     }
 }

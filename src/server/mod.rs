@@ -7,9 +7,11 @@
 //! given.
 
 pub mod accept;
+pub mod body;
 pub mod call;
 pub mod connection;
 pub mod default_responder;
+pub mod delivery;
 pub mod dynamic;
 pub mod guard;
 pub mod introspection;

@@ -12,10 +12,10 @@ use tonic::Status;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 use super::model::{OutputMessage, Stub};
+use crate::chaos::stream_rng;
 use crate::proto::OutboundMessage;
 use crate::proto::json::{DefaultFields, FieldNames, message_from_json, message_to_json};
 use crate::server::Call;
-use crate::server::call::stream_rng;
 use crate::template::{Scope, Template};
 
 /// Distinguishes stub templates' random draws from other per-stream draws.

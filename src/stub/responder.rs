@@ -130,8 +130,10 @@ async fn answer_bidi(
         let stubs = set.for_method(&path).expect("the method has stubs");
         let mut index = 0;
         loop {
+            // Each answer's delays count from the message it answers.
+            let mut due = tokio::time::Instant::now();
             for output in conversation.replies(index) {
-                yield send(&conversation.current, &output, &mut rendering).await?;
+                yield send(&conversation.current, &output, &mut due, &mut rendering).await?;
             }
             if conversation.ends_after(index) {
                 break;
@@ -229,7 +231,9 @@ fn claim_best(ranked: Vec<Ranked>) -> Option<Arc<Stub>> {
 }
 
 /// Sends the stub's messages (each after its delay), then ends as the stub says. The messages
-/// are read from the stub in place: a call copies none of them.
+/// are read from the stub in place: a call copies none of them. Delays keep an absolute
+/// schedule: each message is due its delay after the previous one was due, so a late timer
+/// does not push back the messages after it.
 fn respond_with(
     stub: &Arc<Stub>,
     mut rendering: Rendering,
@@ -237,8 +241,9 @@ fn respond_with(
     let stub = stub.clone();
     let headers = rendering.metadata(&stub, &stub.output.headers, &stub.output.header_templates)?;
     let stream = try_stream! {
+        let mut due = tokio::time::Instant::now();
         for output in &stub.output.messages {
-            yield send(&stub, output, &mut rendering).await?;
+            yield send(&stub, output, &mut due, &mut rendering).await?;
         }
         finish(&stub, &mut rendering)?;
     };
@@ -247,15 +252,18 @@ fn respond_with(
     Ok(response)
 }
 
-/// Waits out a message's delay, then gives it — or the status it ends the stream with.
+/// Waits until the message is due (its delay after the previous one's `due`), then gives it —
+/// or the status it ends the stream with.
 async fn send(
     stub: &Stub,
     output: &OutputMessage,
+    due: &mut tokio::time::Instant,
     rendering: &mut Rendering,
 ) -> Result<OutboundMessage, Status> {
     let delay = output.delay.unwrap_or(stub.output.delay);
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        *due += delay;
+        tokio::time::sleep_until(*due).await;
     }
     match &output.status {
         Some(status) => Err(status.to_status(&trailers(stub, rendering)?)),

@@ -21,6 +21,10 @@ const BYTES_BUCKETS: &[f64] = &[
 const MESSAGES_BUCKETS: &[f64] =
     &[0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0, 10000.0, 100000.0];
 
+/// Schedule error: sub-millisecond when the server keeps up, tens of milliseconds when not.
+const SCHEDULE_ERROR_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
 /// How often histogram samples are folded into their buckets when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -38,7 +42,10 @@ pub fn install_recorder() -> Result<PrometheusHandle, RecorderError> {
 
 fn build() -> Result<PrometheusHandle, String> {
     let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .set_buckets_for_metric(Matcher::Full(super::names::SCHEDULE_ERROR.into()), SCHEDULE_ERROR_BUCKETS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        })
         .and_then(|builder| builder.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS))
         .and_then(|builder| {
             builder.set_buckets_for_metric(Matcher::Suffix("_messages".into()), MESSAGES_BUCKETS)

@@ -21,6 +21,8 @@ pub const MESSAGE_SIZE: &str = "streamstorm_message_size_bytes";
 // Faults (labels: kind, code).
 pub const FAULTS_INJECTED: &str = "streamstorm_faults_injected_total";
 pub const INJECTED_LATENCY: &str = "streamstorm_injected_latency_seconds";
+/// How late a delayed or paced message went out against its intended time (fidelity).
+pub const SCHEDULE_ERROR: &str = "streamstorm_schedule_error_seconds";
 
 // Connections.
 pub const CONNECTIONS_ACTIVE: &str = "streamstorm_connections_active";
@@ -76,6 +78,11 @@ const HELP: &[(&str, Family, &str)] = &[
         "Faults injected by the chaos engine, by kind and the status code they ended with.",
     ),
     (INJECTED_LATENCY, Family::Histogram, "Delay injected before a message."),
+    (
+        SCHEDULE_ERROR,
+        Family::Histogram,
+        "How late each delayed or paced message went out against its intended send time.",
+    ),
     (CONNECTIONS_ACTIVE, Family::Gauge, "Client connections open now."),
     (CONNECTIONS_ACCEPTED, Family::Counter, "Client connections accepted."),
     (CONNECTIONS_CLOSED, Family::Counter, "Client connections closed, by why they closed."),

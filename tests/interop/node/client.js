@@ -40,6 +40,7 @@ const USAGE = `usage: client.js --target HOST:PORT --proto-root DIR [--proto FIL
                            (repeatable; integer values are passed as numbers)
   --call-starts-ms LIST    connect, then make one call per entry on the same channel,
                            each started this many ms after the first; prints {"calls": [...]}
+  --channel-per-call       with --call-starts-ms: each call on a channel (and connection) of its own
 
 Prints one JSON object: responses, code, details, initial_metadata,
 trailing_metadata, received_at_ms, sent_at_ms, ended_at_ms (with
@@ -67,6 +68,7 @@ function parseCli() {
         'cancel-after': { type: 'string' },
         'channel-option': { type: 'string', multiple: true, default: [] },
         'call-starts-ms': { type: 'string' },
+        'channel-per-call': { type: 'boolean', default: false },
       },
     }));
   } catch (err) {
@@ -120,6 +122,7 @@ function parseCli() {
     cancelAfter,
     channelOptions,
     callStarts,
+    channelPerCall: values['channel-per-call'],
   };
 }
 
@@ -172,26 +175,36 @@ function main() {
     fail(`${opts.method} is not client-streaming; pass exactly one request`);
   }
 
-  const client = new grpc.Client(opts.target, grpc.credentials.createInsecure(), opts.channelOptions);
+  const open = (options) => new grpc.Client(opts.target, grpc.credentials.createInsecure(), options);
+  const client = open(opts.channelOptions);
+  // With --channel-per-call, each call gets a client (channel) of its own, and its own
+  // subchannel pool so grpc-js does not share one connection between them.
+  const clients = opts.channelPerCall
+    ? opts.callStarts.map(() => open({ ...opts.channelOptions, 'grpc.use_local_subchannel_pool': 1 }))
+    : [];
+  const clientFor = (index) => (opts.channelPerCall ? clients[index] : client);
   const finish = (output) => {
     client.close();
+    clients.forEach((each) => each.close());
     process.stdout.write(`${JSON.stringify(output, buffersAsBase64)}\n`, () => process.exit(0));
   };
   if (opts.callStarts === undefined) {
     makeCall(client, method, opts, finish);
     return;
   }
-  // Several calls on the one client (one channel), each started at its offset. Connected
-  // first, so the offsets are between calls on a live connection.
-  client.waitForReady(Date.now() + 10000, (err) => {
-    if (err) fail(`could not connect to ${opts.target}: ${err.message}`);
+  // Several calls, each started at its offset. Connected first, so the offsets are between
+  // calls on live connections.
+  const deadline = Date.now() + 10000;
+  Promise.all([client, ...clients].map((each) => new Promise((resolve, reject) => {
+    each.waitForReady(deadline, (err) => (err ? reject(err) : resolve()));
+  }))).catch((err) => fail(`could not connect to ${opts.target}: ${err.message}`)).then(() => {
     const origin = performance.now();
     const calls = new Array(opts.callStarts.length);
     let pending = calls.length;
     opts.callStarts.forEach((ms, index) => {
       setTimeout(() => {
         const startedAtMs = Math.round((performance.now() - origin) * 1000) / 1000;
-        makeCall(client, method, opts, (result) => {
+        makeCall(clientFor(index), method, opts, (result) => {
           calls[index] = { started_at_ms: startedAtMs, ...result };
           pending -= 1;
           if (pending === 0) finish({ calls });

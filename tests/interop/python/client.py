@@ -53,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--call-starts-ms", metavar="MS[,MS...]",
                    help="connect the channel, then make one call per entry on it, each started this many "
                         "ms after the first, and print {\"calls\": [...]}")
+    p.add_argument("--channel-per-call", action="store_true",
+                   help="with --call-starts-ms: each call on a channel (and connection) of its own")
     args = p.parse_args()
     if (args.tls_cert is None) != (args.tls_key is None) or (args.tls_cert and not args.tls_root):
         p.error("--tls-cert and --tls-key go together, with --tls-root")
@@ -142,28 +144,47 @@ def main() -> None:
     if not method.client_streaming and len(requests) != 1:
         sys.exit(f"client.py: {args.method} is not client-streaming; pass exactly one request")
 
-    channel = open_channel(args)
-    kind = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
-            (True, False): channel.stream_unary, (True, True): channel.stream_stream}
-    multicallable = kind[(method.client_streaming, method.server_streaming)](
-        f"/{service_name}/{method_name}",
-        request_serializer=request_cls.SerializeToString,
-        response_deserializer=response_cls.FromString,
-    )
-    metadata = parse_metadata(args.metadata)
+    def multicallable_on(channel):
+        kind = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
+                (True, False): channel.stream_unary, (True, True): channel.stream_stream}
+        return kind[(method.client_streaming, method.server_streaming)](
+            f"/{service_name}/{method_name}",
+            request_serializer=request_cls.SerializeToString,
+            response_deserializer=response_cls.FromString,
+        )
 
+    metadata = parse_metadata(args.metadata)
     if args.call_starts is None:
-        result = make_call(args, method, multicallable, requests, metadata)
+        channel = open_channel(args)
+        result = make_call(args, method, multicallable_on(channel), requests, metadata)
+        channel.close()
+    elif args.channel_per_call:
+        # One channel, so one connection, per call: its own subchannel pool keeps grpcio from
+        # sharing connections between channels to the same target.
+        args.channel_options.append(("grpc.use_local_subchannel_pool", 1))
+        channels = [open_channel(args) for _ in args.call_starts]
+        for channel in channels:
+            wait_ready(channel, args.target)
+        multicallables = [multicallable_on(channel) for channel in channels]
+        result = {"calls": make_calls(args, method, lambda i: multicallables[i], requests, metadata)}
+        for channel in channels:
+            channel.close()
     else:
         # Connected first, so the offsets are between calls on a live connection.
-        try:
-            grpc.channel_ready_future(channel).result(timeout=10)
-        except grpc.FutureTimeoutError:
-            sys.exit(f"client.py: could not connect to {args.target} within 10 s")
-        result = {"calls": make_calls(args, method, multicallable, requests, metadata)}
-    channel.close()
+        channel = open_channel(args)
+        wait_ready(channel, args.target)
+        multicallable = multicallable_on(channel)
+        result = {"calls": make_calls(args, method, lambda _: multicallable, requests, metadata)}
+        channel.close()
     json.dump(result, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
+
+
+def wait_ready(channel, target) -> None:
+    try:
+        grpc.channel_ready_future(channel).result(timeout=10)
+    except grpc.FutureTimeoutError:
+        sys.exit(f"client.py: could not connect to {target} within 10 s")
 
 
 def open_channel(args) -> grpc.Channel:
@@ -174,8 +195,9 @@ def open_channel(args) -> grpc.Channel:
     return grpc.secure_channel(args.target, credentials, options=args.channel_options)
 
 
-def make_calls(args, method, multicallable, requests, metadata) -> list:
-    """One call per --call-starts-ms entry, each in its own thread, all on the one channel."""
+def make_calls(args, method, multicallable_for, requests, metadata) -> list:
+    """One call per --call-starts-ms entry, each in its own thread, the i-th on the multicallable
+    multicallable_for(i) gives."""
     origin = time.monotonic()
     results = [None] * len(args.call_starts)
 
@@ -183,7 +205,7 @@ def make_calls(args, method, multicallable, requests, metadata) -> list:
         time.sleep(max(0.0, origin + start_ms / 1000 - time.monotonic()))
         started_at_ms = round((time.monotonic() - origin) * 1000, 3)
         results[index] = {"started_at_ms": started_at_ms,
-                          **make_call(args, method, multicallable, requests, metadata)}
+                          **make_call(args, method, multicallable_for(index), requests, metadata)}
 
     threads = [threading.Thread(target=run, args=(i, ms)) for i, ms in enumerate(args.call_starts)]
     for thread in threads:

@@ -1,0 +1,235 @@
+//! The stream driver: carries out one stream's drawn faults ([`StreamFaults`]) on any outbound
+//! stream — the mock responder's messages today, a relayed upstream's tomorrow. It delays
+//! messages on an absolute schedule ([`schedule`]), ends the stream with a status part-way, at
+//! its message cap or at its timeout, and cuts it (RST_STREAM, GOAWAY, TCP reset, stall,
+//! blackhole) after exactly the drawn number of messages.
+//!
+//! A cut is only exact if the messages before it reach the client application: HTTP/2 discards
+//! what is still queued for a stream it resets, a TCP reset discards what the peer's kernel has
+//! not handed to the client, and client libraries (grpc-core among them) drop messages they
+//! have parsed but not yet given to the application when the stream is reset. So before a cut
+//! the driver waits for the connection to report the bytes delivered
+//! ([`ConnectionControl::delivered`]), then lingers ([`StreamFaults::cut_linger`]) for the
+//! application to read them. A linger of zero skips both: the raw race.
+//!
+//! The driver decides nothing (that is [`crate::chaos`]) and knows no server type: it reaches
+//! its transport through [`StreamControl`] and [`ConnectionControl`].
+
+pub mod control;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_stream::try_stream;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+pub use control::StreamControl;
+use schedule::Schedule;
+
+use crate::chaos::plan::DisconnectMode;
+use crate::chaos::{FaultKind, FaultTally, StreamFaults, Trigger};
+
+/// How long a blackholed connection is held before it is reset (the peer has long given up).
+const BLACKHOLE_HOLD: Duration = Duration::from_secs(120);
+
+/// A cut of the connection that carries a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionCut {
+    /// GOAWAY, then close after `grace` whatever is still running (zero: at once).
+    GoAway { grace: Duration },
+    /// Close with a TCP RST.
+    Reset,
+    /// Stop reading, writing and answering pings; reset after `hold`.
+    Blackhole { hold: Duration },
+}
+
+/// What the driver needs of the connection carrying its stream.
+pub trait ConnectionControl: Send + Sync {
+    /// Carries out `cut` on the connection.
+    fn cut(&self, cut: ConnectionCut);
+
+    /// Resolves once what the connection's streams have handed to HTTP/2 so far has reached the
+    /// peer (or a bound has passed).
+    fn delivered(&self) -> BoxFuture<'static, ()>;
+}
+
+/// Where a stream's faults act, and where they are counted.
+pub struct DriverTargets {
+    pub stream_id: u64,
+    pub control: Arc<StreamControl>,
+    pub connection: Arc<dyn ConnectionControl>,
+    pub tally: Arc<FaultTally>,
+}
+
+/// What woke the driver.
+enum Event<T> {
+    Message(Option<Result<T, Status>>, Option<Instant>),
+    Timeout,
+    Fail,
+    Disconnect,
+}
+
+/// `messages` with `faults` carried out.
+pub fn drive<T: Send + 'static>(
+    messages: BoxStream<'static, Result<T, Status>>,
+    mut faults: StreamFaults,
+    targets: DriverTargets,
+) -> BoxStream<'static, Result<T, Status>> {
+    if faults.is_quiet() {
+        return messages;
+    }
+    let opened = Instant::now();
+    let at = |trigger: Option<Trigger>| match trigger {
+        Some(Trigger::AfterElapsed(after)) => Some(opened + after),
+        _ => None,
+    };
+    let deadline = faults.stream_timeout.map(|timeout| opened + timeout.after);
+    let fail_at = at(faults.fail.as_ref().map(|(trigger, _)| *trigger));
+    let disconnect_at = at(faults.disconnect.as_ref().map(|(trigger, _)| *trigger));
+    let mut schedule = Schedule::new(
+        opened,
+        faults.first_message_latency.take(),
+        faults.per_message_latency.take(),
+        faults.messages_per_second,
+    );
+    Box::pin(try_stream! {
+        let mut messages = messages;
+        let mut sent: u64 = 0;
+        loop {
+            if matches!(faults.fail, Some((Trigger::AfterMessages(count), _)) if count == sent) {
+                settle(&faults, &targets, sent).await;
+                Err(fail(&mut faults, &targets))?;
+            }
+            if matches!(faults.disconnect, Some((Trigger::AfterMessages(count), _)) if count == sent) {
+                disconnect(&mut faults, &targets, sent).await;
+            }
+            if let Some(cap) = faults.message_cap.filter(|cap| cap.max == sent) {
+                let code = (cap.code != Code::Ok).then_some(cap.code);
+                if cap.code != Code::Ok {
+                    settle(&faults, &targets, sent).await;
+                }
+                targets.tally.record(FaultKind::Cap, code, targets.stream_id);
+                if cap.code != Code::Ok {
+                    Err(Status::new(cap.code, format!("message cap of {} reached", cap.max)))?;
+                }
+                break;
+            }
+            // A message ready at once is paced by the schedule alone; one the responder made
+            // the driver wait for re-anchors the schedule on its arrival.
+            let event = match messages.next().now_or_never() {
+                Some(next) => Event::Message(next, None),
+                None => tokio::select! {
+                    next = messages.next() => Event::Message(next, Some(Instant::now())),
+                    _ = sleep_until(deadline) => Event::Timeout,
+                    _ = sleep_until(fail_at), if faults.fail.is_some() => Event::Fail,
+                    _ = sleep_until(disconnect_at), if faults.disconnect.is_some() => Event::Disconnect,
+                },
+            };
+            let (message, arrived) = match event {
+                Event::Message(None, _) => break,
+                // The responder's own status goes out as any server's would.
+                Event::Message(Some(message), arrived) => (message?, arrived),
+                Event::Timeout => Err(timed_out(&faults, &targets))?,
+                Event::Fail => {
+                    settle(&faults, &targets, sent).await;
+                    Err(fail(&mut faults, &targets))?
+                }
+                Event::Disconnect => {
+                    disconnect(&mut faults, &targets, sent).await;
+                    continue;
+                }
+            };
+            if let Some(schedule) = schedule.as_mut() {
+                let due = schedule.next(arrived, &mut faults.rng);
+                if deadline.is_some_and(|deadline| due.at >= deadline) {
+                    sleep_until(deadline).await;
+                    Err(timed_out(&faults, &targets))?;
+                }
+                if !due.delay.is_zero() {
+                    targets.tally.record_latency(due.delay, targets.stream_id);
+                }
+                tokio::time::sleep_until(due.at).await;
+                let now = Instant::now();
+                targets.tally.record_schedule_error(now.saturating_duration_since(due.at));
+                schedule.sent(now);
+            }
+            yield message;
+            sent += 1;
+        }
+    })
+}
+
+/// Sleeps until `when`, or forever when there is no deadline (a disabled `select!` timer).
+pub async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn timed_out(faults: &StreamFaults, targets: &DriverTargets) -> Status {
+    let timeout = faults.stream_timeout.expect("only called with a timeout");
+    targets.tally.record(FaultKind::Timeout, Some(timeout.code), targets.stream_id);
+    Status::new(timeout.code, format!("stream timeout of {} ms reached", timeout.after.as_millis()))
+}
+
+fn fail(faults: &mut StreamFaults, targets: &DriverTargets) -> Status {
+    let (_, status) = faults.fail.take().expect("only called with a failure");
+    targets.tally.record(FaultKind::Fail, Some(status.code()), targets.stream_id);
+    status
+}
+
+/// Lets the `sent` messages before an injected error end reach the client application: waits
+/// for the connection to deliver them, then lingers. Client libraries hand a non-OK status to
+/// the application as soon as it arrives, dropping messages not yet read (grpc-js does, even
+/// for a status in trailers, which HTTP/2 delivers after the messages).
+async fn settle(faults: &StreamFaults, targets: &DriverTargets, sent: u64) {
+    if sent > 0 && !faults.cut_linger.is_zero() {
+        targets.connection.delivered().await;
+        tokio::time::sleep(faults.cut_linger).await;
+    }
+}
+
+/// Carries out the drawn disconnect once the `sent` messages before it have been delivered.
+/// Returns only for GOAWAY with a grace period, under which the stream carries on until the
+/// connection closes.
+async fn disconnect(faults: &mut StreamFaults, targets: &DriverTargets, sent: u64) {
+    let Some((_, mode)) = faults.disconnect.take() else { return };
+    if discards_in_flight(mode) {
+        settle(faults, targets, sent).await;
+    }
+    targets.tally.record(FaultKind::from(mode), None, targets.stream_id);
+    match mode {
+        DisconnectMode::ResetStream { h2_code } => {
+            // With the raw race, messages still queued in HTTP/2 are discarded by the reset;
+            // the report counts those against what arrived.
+            targets.tally.record_messages_before_reset(sent);
+            targets.control.reset(h2::Reason::from(h2_code));
+        }
+        DisconnectMode::Goaway { grace: Some(grace) } => {
+            targets.connection.cut(ConnectionCut::GoAway { grace });
+            return;
+        }
+        DisconnectMode::Goaway { grace: None } => {
+            targets.connection.cut(ConnectionCut::GoAway { grace: Duration::ZERO });
+        }
+        DisconnectMode::TcpReset => targets.connection.cut(ConnectionCut::Reset),
+        DisconnectMode::Blackhole => {
+            targets.connection.cut(ConnectionCut::Blackhole { hold: BLACKHOLE_HOLD })
+        }
+        DisconnectMode::Stall => {}
+    }
+    // The stream sends nothing more; it ends when the client or the connection gives up.
+    std::future::pending::<()>().await;
+}
+
+/// Whether a cut can lose messages already sent: every mode but a stall (which keeps the
+/// stream open) and a GOAWAY with grace (under which the stream carries on).
+fn discards_in_flight(mode: DisconnectMode) -> bool {
+    !matches!(mode, DisconnectMode::Stall | DisconnectMode::Goaway { grace: Some(_) })
+}
