@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use streamstorm_baseline::IDLE_TOPIC;
+use streamstorm_driver::harness::process::{ServerProcess, cpu, rss_bytes, run_to_end, wait_for_streams};
 
-use crate::process::{ServerProcess, cpu, rss_bytes, run_to_end, wait_for_streams};
 use crate::setup::Workspace;
 
 /// What one throughput run measured.

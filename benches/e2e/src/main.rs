@@ -12,7 +12,6 @@
 //! 4. the load client's CPU per message against the server's.
 
 mod figures;
-mod process;
 mod setup;
 
 use std::time::Duration;
@@ -20,8 +19,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use figures::{IdleMemory, Throughput, idle_memory, throughput};
-use process::{ServerKind, ServerProcess, ticks_per_second};
 use setup::{LOAD_TOPIC, Workspace};
+use streamstorm_driver::harness::process::{ServerKind, ServerProcess, ticks_per_second};
 
 /// grpc-java's memory per idle stream, in bytes (2.45 KB).
 const GRPC_JAVA_BYTES_PER_STREAM: f64 = 2450.0;

@@ -1,5 +1,6 @@
-//! The processes a benchmark run starts — a server (streamstorm or the baseline) and the load
-//! client — and what `/proc` says about them: CPU time (user + system) and resident memory.
+//! The processes a benchmark run starts — a server (streamstorm or the baseline) and the
+//! built-in load client — and what `/proc` says about them: CPU time (user + system) and
+//! resident memory.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
