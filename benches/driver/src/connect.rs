@@ -40,7 +40,7 @@ pub async fn connect(target: SocketAddr, count: usize) -> Result<Vec<Channel>, C
 
 /// Raises the soft limit on open files to the hard limit, so sockets never run out; returns the
 /// soft limit now in force.
-pub fn raise_open_files_limit() -> std::io::Result<u64> {
+pub fn raise_open_files_limit() -> std::io::Result<libc::rlim_t> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
@@ -53,5 +53,5 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }

@@ -42,7 +42,7 @@ async fn paced_streams_arrive_about_one_gap_apart() {
     load.expected_gap = Some(gap);
     let outcome = run(&load).await.expect("runs");
     assert_eq!(outcome.failed, 0, "{:?}", outcome.first_error);
-    let gaps = outcome.gaps.expect("gaps measured");
+    let gaps = outcome.gaps.as_ref().expect("gaps measured");
     // 10 streams × 600 ms / 20 ms = 300 gaps, give or take the window's edges and a slow machine.
     assert!((100..=320).contains(&gaps.len()), "{} gaps", gaps.len());
     // tokio's timer rounds a sleep up to the next millisecond; a busy machine adds more.

@@ -23,7 +23,7 @@ use streamstorm_driver::harness::workspace::Workspace;
 use streamstorm_driver::{Call, LoadPlan, Opening, Outcome, Stop, Window};
 
 use servers::{PACED_TOPIC, Server, start_both};
-use table::Measured;
+use table::{Measured, RunCpu};
 
 /// The configured gap between messages, on both servers.
 const GAP: Duration = Duration::from_millis(100);
@@ -67,17 +67,22 @@ fn main() -> Result<()> {
     let servers = start_both(&workspace, GAP, plan.stream_messages())?;
     let runtime = streamstorm_driver::runtime()?;
     let ticks = ticks_per_second();
+    println!("Machine load average at the start: {}", load_average());
     let mut rows = Vec::new();
     for streams in STREAM_COUNTS {
         let mut measured = Server::BOTH.map(|server| Measured::new(streams, server));
         for round in 1..=plan.rounds {
             for (index, server) in servers.iter().enumerate() {
                 let started = Instant::now();
-                let cpu_before = cpu(server.pid(), ticks)?.seconds;
+                let cpu_before = run_cpu(server, ticks)?;
                 let outcome = runtime.block_on(measure(server, streams, &plan))?;
-                let server_cpu = cpu(server.pid(), ticks)?.seconds - cpu_before;
+                let cpu_after = run_cpu(server, ticks)?;
+                let cpu = RunCpu {
+                    server: cpu_after.server - cpu_before.server,
+                    driver: cpu_after.driver - cpu_before.driver,
+                };
                 print_run(round, Server::BOTH[index], streams, &outcome);
-                measured[index].absorb(&outcome, server_cpu, started.elapsed().as_secs_f64());
+                measured[index].absorb(&outcome, cpu, started.elapsed().as_secs_f64());
                 // Let the server drop the cancelled streams before the other one is measured.
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -85,7 +90,19 @@ fn main() -> Result<()> {
         rows.extend(measured);
     }
     table::print(&rows, GAP.as_secs_f64() * 1000.0, CONNECTIONS);
+    println!("Machine load average at the end: {}", load_average());
     Ok(())
+}
+
+/// CPU seconds so far of the server and of this process (the driver).
+fn run_cpu(server: &ServerProcess, ticks: f64) -> Result<RunCpu> {
+    Ok(RunCpu { server: cpu(server.pid(), ticks)?.seconds, driver: cpu(std::process::id(), ticks)?.seconds })
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute averages: how busy the shared machine was.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// One run of `streams` paced streams against `server`, bounded by [`RUN_LIMIT`].

@@ -12,6 +12,13 @@ pub const GOAL_MEDIAN_MS: f64 = 0.3;
 /// Goal: at this many streams, streamstorm's p99 error no worse than the reference's.
 pub const GOAL_P99_STREAMS: usize = 10_000;
 
+/// CPU seconds one run took, in the server and in the driver.
+#[derive(Debug, Clone, Copy)]
+pub struct RunCpu {
+    pub server: f64,
+    pub driver: f64,
+}
+
 /// All rounds of one server at one stream count, merged.
 pub struct Measured {
     pub streams: usize,
@@ -23,6 +30,9 @@ pub struct Measured {
     pub seconds: f64,
     /// The server's CPU seconds over the runs (start-up of the streams included).
     pub server_cpu_seconds: f64,
+    /// The driver's (this process's) CPU seconds over the same runs: if it nears a core, the
+    /// instrument, not the server, limits what is measured.
+    pub driver_cpu_seconds: f64,
     /// Wall-clock seconds of the runs, for the CPU share.
     pub wall_seconds: f64,
     /// Calls that ended with an error.
@@ -38,19 +48,21 @@ impl Measured {
             messages: 0,
             seconds: 0.0,
             server_cpu_seconds: 0.0,
+            driver_cpu_seconds: 0.0,
             wall_seconds: 0.0,
             failed: 0,
         }
     }
 
-    /// Adds one run: what the driver measured, and the server's CPU and the wall clock over it.
-    pub fn absorb(&mut self, outcome: &Outcome, server_cpu_seconds: f64, wall_seconds: f64) {
+    /// Adds one run: what the driver measured, and CPU and the wall clock over it.
+    pub fn absorb(&mut self, outcome: &Outcome, cpu: RunCpu, wall_seconds: f64) {
         if let Some(gaps) = &outcome.gaps {
             self.gaps.add(gaps);
         }
         self.messages += outcome.messages;
         self.seconds += outcome.window.as_secs_f64();
-        self.server_cpu_seconds += server_cpu_seconds;
+        self.server_cpu_seconds += cpu.server;
+        self.driver_cpu_seconds += cpu.driver;
         self.wall_seconds += wall_seconds;
         self.failed += outcome.failed;
     }
@@ -69,12 +81,12 @@ pub fn print(rows: &[Measured], gap_ms: f64, connections: usize) {
     );
     println!();
     println!(
-        "| streams | server | gaps | p50 | p90 | p99 | p999 | max | mean | msg/s (expected) | server CPU | failed calls |"
+        "| streams | server | gaps | p50 | p90 | p99 | p999 | max | mean | msg/s (expected) | server CPU | driver CPU | failed calls |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
         println!(
-            "| {} | {} | {} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:.0} ({:.0}) | {:.0} % | {} |",
+            "| {} | {} | {} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:.0} ({:.0}) | {:.0} % | {:.0} % | {} |",
             row.streams,
             row.server.name(),
             row.gaps.len(),
@@ -87,6 +99,7 @@ pub fn print(rows: &[Measured], gap_ms: f64, connections: usize) {
             row.messages as f64 / row.seconds.max(f64::EPSILON),
             row.streams as f64 * 1000.0 / gap_ms,
             100.0 * row.server_cpu_seconds / row.wall_seconds.max(f64::EPSILON),
+            100.0 * row.driver_cpu_seconds / row.wall_seconds.max(f64::EPSILON),
             row.failed,
         );
     }
