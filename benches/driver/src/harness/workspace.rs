@@ -21,10 +21,24 @@ impl Workspace {
     pub fn prepare(benchmark: &str) -> Result<Self> {
         let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).canonicalize()?;
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "streamstorm", "-p", "streamstorm-baseline", "--bins"])
-            .status()?;
+        let mut build = Command::new(cargo);
+        build.current_dir(&root).args([
+            "build",
+            "--release",
+            "-p",
+            "streamstorm",
+            "-p",
+            "streamstorm-baseline",
+            "--bins",
+        ]);
+        // `cargo run` gives this process its package's variables; some build scripts (ring's)
+        // track them, and would rebuild the servers on every run if they leaked into the build.
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str().filter(|name| is_package_variable(name)) {
+                build.env_remove(name);
+            }
+        }
+        let status = build.status()?;
         if !status.success() {
             bail!("building the servers failed");
         }
@@ -54,6 +68,13 @@ impl Workspace {
         command.args(["--listen", "127.0.0.1:0"]).args(flags);
         command
     }
+}
+
+/// The variables `cargo run` sets for the program it runs, about the program's own package.
+fn is_package_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
 }
 
 impl Drop for Workspace {
