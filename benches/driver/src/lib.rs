@@ -11,6 +11,7 @@
 //! # Layout
 //!
 //! - [`plan`]: the choices a load is made of.
+//! - [`codec`]: responses counted without being decoded, for measuring a server's rate.
 //! - [`connect`]: tonic channels over loopback, one HTTP/2 connection each; the open-files limit.
 //! - [`slot`]: one slot's loop — make the call, count its messages, time their gaps, repeat.
 //! - [`run`]: a run — spawn the slots, wait for the stop, sum what they counted.
@@ -21,6 +22,7 @@
 //!
 //! The latency-fidelity benchmark (`src/bin/fidelity/`) is built on these.
 
+pub mod codec;
 pub mod connect;
 pub mod gaps;
 pub mod harness;
@@ -28,7 +30,7 @@ pub mod plan;
 pub mod run;
 pub mod slot;
 
-pub use plan::{Call, LoadPlan, Opening, Stop, Window};
+pub use plan::{Call, Decoding, LoadPlan, Opening, Stop, Window};
 pub use run::{Outcome, RunningLoad, run, start};
 
 /// The runtime a driver runs on: multi-threaded, I/O and timers enabled, like the servers'.

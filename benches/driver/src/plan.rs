@@ -13,16 +13,37 @@ use tokio_util::sync::CancellationToken;
 pub enum Call {
     /// `NotificationService/Subscribe` (server streaming) with these topics; every
     /// notification received counts as one message.
-    Subscribe { topics: Vec<String> },
+    Subscribe { topics: Vec<String>, decoding: Decoding },
     /// `UserService/GetUser` (unary); every reply counts as one message.
     GetUser { user_id: String },
 }
 
 impl Call {
-    /// A `Subscribe` call for the given topics.
+    /// A `Subscribe` call for the given topics, its notifications decoded.
     pub fn subscribe(topics: &[&str]) -> Self {
-        Self::Subscribe { topics: topics.iter().map(|topic| (*topic).to_owned()).collect() }
+        Self::Subscribe {
+            topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
+            decoding: Decoding::Prost,
+        }
     }
+
+    /// A `Subscribe` call for the given topics, its notifications counted but not decoded.
+    pub fn subscribe_counting(topics: &[&str]) -> Self {
+        match Self::subscribe(topics) {
+            Self::Subscribe { topics, .. } => Self::Subscribe { topics, decoding: Decoding::CountOnly },
+            unary => unary,
+        }
+    }
+}
+
+/// What a streaming call does with each message it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoding {
+    /// Decodes it into the prost type, as a real client would.
+    Prost,
+    /// Counts it and skips its bytes ([`crate::codec`]): the least a client can do, for
+    /// measuring a server's rate.
+    CountOnly,
 }
 
 /// How the slots start.

@@ -11,11 +11,12 @@ use streamstorm_baseline::myapp::notification_service_client::NotificationServic
 use streamstorm_baseline::myapp::user_service_client::UserServiceClient;
 use streamstorm_baseline::myapp::{GetUserRequest, SubscribeRequest};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use tonic::transport::Channel;
+use tonic::{Status, Streaming};
 
+use crate::codec::subscribe_counting;
 use crate::gaps::GapRecorder;
-use crate::plan::Call;
+use crate::plan::{Call, Decoding};
 
 /// Pause after a failed call, so a refusing server does not turn a slot into a busy loop.
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
@@ -120,13 +121,16 @@ impl CallState<'_> {
     async fn make(&mut self) -> Result<(), Status> {
         let channel = self.slot.channel.clone();
         match &self.slot.call {
-            Call::Subscribe { topics } => {
+            Call::Subscribe { topics, decoding } => {
                 let request = SubscribeRequest { topics: topics.clone(), ..Default::default() };
-                let mut stream =
-                    NotificationServiceClient::new(channel).subscribe(request).await?.into_inner();
-                self.slot.progress.calls_opened.fetch_add(1, Ordering::Relaxed);
-                while stream.message().await?.is_some() {
-                    self.message_arrived();
+                match *decoding {
+                    Decoding::Prost => {
+                        let client = &mut NotificationServiceClient::new(channel);
+                        self.read_to_end(client.subscribe(request).await?.into_inner()).await?;
+                    }
+                    Decoding::CountOnly => {
+                        self.read_to_end(subscribe_counting(channel, request).await?).await?
+                    }
                 }
             }
             Call::GetUser { user_id } => {
@@ -135,6 +139,15 @@ impl CallState<'_> {
                 self.slot.progress.calls_opened.fetch_add(1, Ordering::Relaxed);
                 self.message_arrived();
             }
+        }
+        Ok(())
+    }
+
+    /// Reads an opened stream to its end, noting every message.
+    async fn read_to_end<T>(&mut self, mut stream: Streaming<T>) -> Result<(), Status> {
+        self.slot.progress.calls_opened.fetch_add(1, Ordering::Relaxed);
+        while stream.message().await?.is_some() {
+            self.message_arrived();
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! The driver against the baseline server in-process (port 0): a streaming load counts the
-//! messages it is sent, paced streams show gaps near the configured one, unary calls count
+//! messages it is sent (decoded or only counted), paced streams show gaps near the configured one, unary calls count
 //! replies, and idle streams are held open after their first message until stopped.
 
 use std::time::Duration;
@@ -59,6 +59,11 @@ async fn streaming_and_unary_loads_count_what_arrives() {
         run(&plan(target, Call::subscribe(&["load"]), Duration::from_millis(300))).await.expect("runs");
     assert_eq!(streamed.failed, 0, "{:?}", streamed.first_error);
     assert!(streamed.completed > 0 && streamed.messages > 1000, "{streamed:?}");
+    let counted = run(&plan(target, Call::subscribe_counting(&["load"]), Duration::from_millis(300)))
+        .await
+        .expect("runs");
+    assert_eq!(counted.failed, 0, "{:?}", counted.first_error);
+    assert!(counted.completed > 0 && counted.messages > 1000, "{counted:?}");
     let unary = Call::GetUser { user_id: "alice".into() };
     let answered = run(&plan(target, unary, Duration::from_millis(300))).await.expect("runs");
     assert_eq!(answered.failed, 0, "{:?}", answered.first_error);

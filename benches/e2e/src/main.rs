@@ -67,7 +67,9 @@ fn main() -> Result<()> {
         ServerKind::Streamstorm => ServerProcess::start(workspace.streamstorm_server(&stubs)),
         ServerKind::Baseline => ServerProcess::start(workspace.baseline_server()),
     };
-    let streaming = Shape { call: Call::subscribe(&[LOAD_TOPIC]), connections: 2, per_connection: 32 };
+    // Notifications counted, not decoded: the driver spends the least it can per message.
+    let streaming =
+        Shape { call: Call::subscribe_counting(&[LOAD_TOPIC]), connections: 2, per_connection: 32 };
     // Enough calls in flight that unary runs are bound by CPU rather than by round trips.
     let unary =
         Shape { call: Call::GetUser { user_id: "alice".into() }, connections: 4, per_connection: 256 };
