@@ -5,6 +5,9 @@
 //!
 //! The messages are the ones the end-to-end benchmark's stubs send ([`notification`],
 //! [`user`]); the benchmark checks they decode to the same content and size before it runs.
+//!
+//! With [`Behaviour::per_message_delay`] set it is the latency-fidelity benchmark's reference:
+//! a streamed call sleeps that long before each message, the naive way.
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -21,19 +21,17 @@ pub enum Call {
 impl Call {
     /// A `Subscribe` call for the given topics, its notifications decoded.
     pub fn subscribe(topics: &[&str]) -> Self {
-        Self::Subscribe {
-            topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
-            decoding: Decoding::Prost,
-        }
+        Self::Subscribe { topics: owned(topics), decoding: Decoding::Prost }
     }
 
     /// A `Subscribe` call for the given topics, its notifications counted but not decoded.
     pub fn subscribe_counting(topics: &[&str]) -> Self {
-        match Self::subscribe(topics) {
-            Self::Subscribe { topics, .. } => Self::Subscribe { topics, decoding: Decoding::CountOnly },
-            unary => unary,
-        }
+        Self::Subscribe { topics: owned(topics), decoding: Decoding::CountOnly }
     }
+}
+
+fn owned(topics: &[&str]) -> Vec<String> {
+    topics.iter().map(|topic| (*topic).to_owned()).collect()
 }
 
 /// What a streaming call does with each message it receives.
