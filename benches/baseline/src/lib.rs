@@ -5,11 +5,14 @@
 //!
 //! The messages are the ones the end-to-end benchmark's stubs send ([`notification`],
 //! [`user`]); the benchmark checks they decode to the same content and size before it runs.
+//!
+//! With [`Behaviour::per_message_delay`] set it is the latency-fidelity benchmark's reference:
+//! a streamed call sleeps that long before each message, the naive way.
 
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -27,7 +30,8 @@ use myapp::notification_service_server::{NotificationService, NotificationServic
 use myapp::user_service_server::{UserService, UserServiceServer};
 use myapp::{GetUserRequest, Notification, SubscribeRequest, User};
 
-/// A subscription to this topic is an idle stream: one message after [`Behaviour::idle_delay`].
+/// A subscription to this topic is an idle stream: one message at once, so the client knows it
+/// is open, then another after [`Behaviour::idle_delay`], then the end.
 pub const IDLE_TOPIC: &str = "idle";
 
 /// What the server sends.
@@ -35,8 +39,12 @@ pub const IDLE_TOPIC: &str = "idle";
 pub struct Behaviour {
     /// Notifications per `Subscribe` call (sent as fast as the client reads them).
     pub stream_messages: u32,
-    /// How long an idle subscription waits before its one message.
+    /// How long an idle subscription waits after its first message before its second.
     pub idle_delay: Duration,
+    /// When set, each streamed notification is sent after this pause, taken the naive way
+    /// (`tokio::time::sleep` before each message): the reference the latency-fidelity
+    /// benchmark holds streamstorm's `latency.per_message` against.
+    pub per_message_delay: Option<Duration>,
 }
 
 /// The notification every `Subscribe` call streams.
@@ -83,16 +91,24 @@ impl NotificationService for Notifications {
     ) -> Result<Response<NotificationStream>, Status> {
         if request.get_ref().topics.iter().any(|topic| topic == IDLE_TOPIC) {
             let delay = self.behaviour.idle_delay;
-            let once = futures::stream::once(async move {
+            let later = futures::stream::once(async move {
                 tokio::time::sleep(delay).await;
                 Ok(notification())
             });
-            return Ok(Response::new(Box::pin(once)));
+            let idle = futures::stream::once(async { Ok(notification()) }).chain(later);
+            return Ok(Response::new(Box::pin(idle)));
         }
         let message = notification();
         let count = self.behaviour.stream_messages as usize;
-        let stream = futures::stream::iter(std::iter::repeat_n(message, count).map(Ok));
-        Ok(Response::new(Box::pin(stream)))
+        let messages = futures::stream::iter(std::iter::repeat_n(message, count).map(Ok));
+        let Some(delay) = self.behaviour.per_message_delay else {
+            return Ok(Response::new(Box::pin(messages)));
+        };
+        let paced = messages.then(move |message| async move {
+            tokio::time::sleep(delay).await;
+            message
+        });
+        Ok(Response::new(Box::pin(paced)))
     }
 }
 

@@ -1,5 +1,7 @@
-//! `streamstorm-baseline [--listen ADDR] [--stream-messages N] [--idle-delay SECONDS]`: serves
-//! until killed; prints `streamstorm-baseline serving on ADDR` once listening.
+//! `streamstorm-baseline [--listen ADDR] [--stream-messages N] [--idle-delay SECONDS]
+//! [--per-message-delay DURATION]`: serves until killed; prints `streamstorm-baseline serving on
+//! ADDR` once listening. `--per-message-delay 100ms` makes it the latency-fidelity benchmark's
+//! reference server.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,7 +11,8 @@ use streamstorm_baseline::{Behaviour, serve};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut listen: SocketAddr = "127.0.0.1:0".parse()?;
-    let mut behaviour = Behaviour { stream_messages: 1000, idle_delay: Duration::from_secs(3600) };
+    let mut behaviour =
+        Behaviour { stream_messages: 1000, idle_delay: Duration::from_secs(3600), per_message_delay: None };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -17,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--listen" => listen = value.parse()?,
             "--stream-messages" => behaviour.stream_messages = value.parse()?,
             "--idle-delay" => behaviour.idle_delay = Duration::from_secs(value.parse()?),
+            "--per-message-delay" => behaviour.per_message_delay = Some(humantime::parse_duration(&value)?),
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }

@@ -2,196 +2,171 @@
 //!
 //! Starts streamstorm (`serve --profile benches/e2e/profile.yaml`, stubs sending the baseline's
 //! messages, a chaos plan injecting nothing, metrics on) and the baseline tonic server as
-//! separate processes on loopback, drives both with the same load client (`streamstorm
-//! simulate --target`), alternating runs, and prints four figures as ratios:
+//! separate processes on loopback, drives both with the driver (`streamstorm-driver`, a static
+//! tonic client, so the client does not hide the server), alternating runs, and prints the
+//! figures as ratios:
 //!
-//! 1. server-streaming messages/s, streamstorm / baseline;
-//! 2. unary calls/s, streamstorm / baseline;
-//! 3. resident memory per idle stream (server and load client) at 10k, 50k and 100k streams,
-//!    against grpc-java's 2.45 KB and the 2 KiB goal;
-//! 4. the load client's CPU per message against the server's.
+//! 1. server-streaming messages/s and server CPU per message, streamstorm / baseline;
+//! 2. unary calls/s and server CPU per call, streamstorm / baseline;
+//! 3. server memory per idle stream, once every stream has received its first message, opened
+//!    in a burst and in a ramp, against the baseline, grpc-java's 2.45 KB and the 2 KiB goal;
+//! 4. the built-in load client (`streamstorm simulate --target`) against the driver on the same
+//!    streamstorm server: messages/s and client CPU per message, built-in / driver.
 
-mod figures;
-mod process;
+mod builtin;
+mod driven;
 mod setup;
+mod table;
 
 use std::time::Duration;
 
 use anyhow::Result;
+use streamstorm_driver::connect::raise_open_files_limit;
+use streamstorm_driver::harness::process::{ServerKind, ServerProcess, ticks_per_second};
+use streamstorm_driver::{Call, Opening};
+use tokio::runtime::Runtime;
 
-use figures::{IdleMemory, Throughput, idle_memory, throughput};
-use process::{ServerKind, ServerProcess, ticks_per_second};
+use driven::{Shape, Throughput};
 use setup::{LOAD_TOPIC, Workspace};
-
-/// grpc-java's memory per idle stream, in bytes (2.45 KB).
-const GRPC_JAVA_BYTES_PER_STREAM: f64 = 2450.0;
-/// The goal: at most 2 KiB of server memory per idle stream.
-const GOAL_BYTES_PER_STREAM: f64 = 2048.0;
-/// The goal for figures 1 and 2: at least this share of the baseline.
-const GOAL_THROUGHPUT_RATIO: f64 = 0.85;
+use table::{Figures, IdleRow, Pairs};
 
 /// How much a run measures.
 struct Plan {
-    /// Alternating pairs (streamstorm, baseline) per throughput figure.
+    /// Alternating pairs per throughput figure.
     pairs: usize,
     /// Length of one throughput run.
     seconds: f64,
-    /// Idle stream counts for figure 3, and how long each half step is held.
-    idle_streams: Vec<(u64, Duration)>,
+    /// Idle stream counts for figure 3.
+    idle_streams: Vec<usize>,
 }
 
 impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
-            Self { pairs: 1, seconds: 2.0, idle_streams: vec![(5_000, Duration::from_secs(3))] }
+            Self { pairs: 1, seconds: 2.0, idle_streams: vec![5_000] }
         } else {
-            Self {
-                pairs: 3,
-                seconds: 5.0,
-                idle_streams: vec![
-                    (10_000, Duration::from_secs(5)),
-                    (50_000, Duration::from_secs(12)),
-                    (100_000, Duration::from_secs(25)),
-                ],
-            }
+            Self { pairs: 3, seconds: 5.0, idle_streams: vec![10_000, 50_000, 100_000] }
         }
     }
+}
+
+/// A ramp for `streams` idle streams: 10,000 a second.
+fn ramp(streams: usize) -> Opening {
+    Opening::Ramp(Duration::from_micros(streams as u64 * 100))
 }
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let plan = Plan::new(quick);
+    raise_open_files_limit()?;
     let workspace = Workspace::prepare(1000)?;
     let stubs = workspace.write_stubs()?;
+    let runtime = streamstorm_driver::runtime()?;
     let ticks = ticks_per_second();
     let start = |kind: ServerKind| match kind {
         ServerKind::Streamstorm => ServerProcess::start(workspace.streamstorm_server(&stubs)),
         ServerKind::Baseline => ServerProcess::start(workspace.baseline_server()),
     };
-
-    let streaming = workspace.load_profile(
-        "streaming",
-        2,
-        &format!("method: myapp.NotificationService/Subscribe\n      streams: 32\n      request: {{ topics: [{LOAD_TOPIC}] }}"),
-    )?;
+    // Notifications counted, not decoded: the driver spends the least it can per message.
+    let streaming =
+        Shape { call: Call::subscribe_counting(&[LOAD_TOPIC]), connections: 2, per_connection: 32 };
     // Enough calls in flight that unary runs are bound by CPU rather than by round trips.
-    let unary = workspace.load_profile(
-        "unary",
-        4,
-        "method: myapp.UserService/GetUser\n      streams: 256\n      request: { user_id: alice }",
-    )?;
+    let unary =
+        Shape { call: Call::GetUser { user_id: "alice".into() }, connections: 4, per_connection: 256 };
+
     let servers = [start(ServerKind::Streamstorm)?, start(ServerKind::Baseline)?];
-    let kinds = [ServerKind::Streamstorm, ServerKind::Baseline];
-    let compare = |label: &str, profile: &std::path::Path| -> Result<[Vec<Throughput>; 2]> {
-        // A short warm-up each, then A B A B …
-        for server in &servers {
-            throughput(&workspace, server, profile, 1.0, ticks)?;
-        }
-        let mut runs: [Vec<Throughput>; 2] = Default::default();
-        for pair in 0..plan.pairs {
-            for (index, server) in servers.iter().enumerate() {
-                let run = throughput(&workspace, server, profile, plan.seconds, ticks)?;
-                println!(
-                    "{label} run {}: {:<11} {:>9.0}/s  client {:.2} µs/msg  server {:.2} µs/msg",
-                    pair + 1,
-                    kinds[index].name(),
-                    run.per_second,
-                    run.client_cpu_per_message * 1e6,
-                    run.server_cpu_per_message * 1e6
-                );
-                runs[index].push(run);
-            }
-        }
-        Ok(runs)
-    };
-    let streamed = compare("streaming", &streaming)?;
-    let unaries = compare("unary", &unary)?;
+    let runs = ThroughputRuns { workspace: &workspace, runtime: &runtime, plan: &plan, ticks };
+    let streamed = runs.compare_servers("streaming", &servers, &streaming)?;
+    let unaries = runs.compare_servers("unary", &servers, &unary)?;
+    let clients = runs.compare_clients(&servers[0], &streaming)?;
     drop(servers);
 
-    let mut memory: Vec<[IdleMemory; 2]> = Vec::new();
-    for &(streams, hold) in &plan.idle_streams {
-        let mut pair = Vec::new();
-        for kind in kinds {
-            let measured = idle_memory(&workspace, start(kind)?, streams, hold)?;
-            println!(
-                "idle {streams} streams: {:<11} server {:.0} B/stream, load client {:.0} B/stream ({} open)",
-                kind.name(),
-                measured.server_bytes_per_stream,
-                measured.client_bytes_per_stream,
-                measured.streams
-            );
-            pair.push(measured);
-        }
-        memory.push([pair[0], pair[1]]);
-    }
-    print_table(&streamed, &unaries, &memory);
+    let idle = idle_rows(&runtime, &plan, &start)?;
+    table::print(&Figures { streamed, unaries, idle, clients });
     Ok(())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 0 { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
+/// What every throughput run needs.
+struct ThroughputRuns<'a> {
+    workspace: &'a Workspace,
+    runtime: &'a Runtime,
+    plan: &'a Plan,
+    ticks: f64,
 }
 
-/// The median over pairs of streamstorm / baseline, and the median of each side.
-fn ratio_of(runs: &[Vec<Throughput>; 2], value: impl Fn(&Throughput) -> f64) -> (f64, f64, f64) {
-    let ratios = runs[0].iter().zip(&runs[1]).map(|(ours, theirs)| value(ours) / value(theirs)).collect();
-    let side = |index: usize| median(runs[index].iter().map(&value).collect());
-    (median(ratios), side(0), side(1))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
-}
-
-fn print_table(streamed: &[Vec<Throughput>; 2], unaries: &[Vec<Throughput>; 2], memory: &[[IdleMemory; 2]]) {
-    println!();
-    println!("| figure | streamstorm | baseline | ratio | goal |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (label, runs) in [("1. server streaming, msg/s", streamed), ("2. unary, calls/s", unaries)] {
-        let (ratio, ours, theirs) = ratio_of(runs, |run| run.per_second);
-        println!(
-            "| {label} | {ours:.0} | {theirs:.0} | {ratio:.2} | ≥ {GOAL_THROUGHPUT_RATIO:.2}: {} |",
-            verdict(ratio >= GOAL_THROUGHPUT_RATIO)
-        );
+impl ThroughputRuns<'_> {
+    /// Figures 1 and 2: the driver against both servers, a one-second warm-up each, then
+    /// alternating pairs.
+    fn compare_servers(&self, label: &str, servers: &[ServerProcess; 2], shape: &Shape) -> Result<Pairs> {
+        for server in servers {
+            driven::throughput(self.runtime, server, shape, 1.0, self.ticks)?;
+        }
+        let mut runs = Pairs::default();
+        for pair in 1..=self.plan.pairs {
+            for (index, kind) in [ServerKind::Streamstorm, ServerKind::Baseline].into_iter().enumerate() {
+                let run =
+                    driven::throughput(self.runtime, &servers[index], shape, self.plan.seconds, self.ticks)?;
+                runs[index].push(report(&format!("{label} run {pair}: {:<11}", kind.name()), run));
+            }
+        }
+        Ok(runs)
     }
-    // Calls/s swing with the machine's other load; CPU per call is the steadier comparison.
-    let (ratio, ours, theirs) = ratio_of(unaries, |run| run.server_cpu_per_message);
-    println!(
-        "| 2. unary, server CPU per call | {:.1} µs | {:.1} µs | {ratio:.2} (baseline / streamstorm: {:.2}) | |",
-        ours * 1e6,
-        theirs * 1e6,
-        1.0 / ratio
-    );
-    for [ours, theirs] in memory {
-        let per_stream = ours.server_bytes_per_stream;
-        println!(
-            "| 3. server memory per idle stream at {}k | {per_stream:.0} B | {:.0} B | {:.2} × baseline, {:.2} × grpc-java 2.45 KB, {:.2} × 2 KiB | ≤ 2 KiB: {} |",
-            ours.streams / 1000,
-            theirs.server_bytes_per_stream,
-            per_stream / theirs.server_bytes_per_stream,
-            per_stream / GRPC_JAVA_BYTES_PER_STREAM,
-            per_stream / GOAL_BYTES_PER_STREAM,
-            verdict(per_stream <= GOAL_BYTES_PER_STREAM)
+
+    /// Figure 4: the built-in load client and the driver, alternating, against `server` with the
+    /// same streaming load.
+    fn compare_clients(&self, server: &ServerProcess, streaming: &Shape) -> Result<Pairs> {
+        let scenario = format!(
+            "method: myapp.NotificationService/Subscribe\n      streams: {}\n      request: {{ topics: [{LOAD_TOPIC}] }}",
+            streaming.connections * streaming.per_connection
         );
-        println!(
-            "| 3. load client memory per idle stream at {}k | {:.0} B (against streamstorm) | {:.0} B (against baseline) | {:.2} × grpc-java 2.45 KB | |",
-            ours.streams / 1000,
-            ours.client_bytes_per_stream,
-            theirs.client_bytes_per_stream,
-            ours.client_bytes_per_stream / GRPC_JAVA_BYTES_PER_STREAM
-        );
+        let profile = self.workspace.load_profile("streaming", streaming.connections, &scenario)?;
+        let (seconds, ticks) = (self.plan.seconds, self.ticks);
+        let mut runs = Pairs::default();
+        for pair in 1..=self.plan.pairs {
+            let run = builtin::throughput(self.workspace, server, &profile, seconds, ticks)?;
+            runs[0].push(report(&format!("clients run {pair}: built-in"), run));
+            let run = driven::throughput(self.runtime, server, streaming, seconds, ticks)?;
+            runs[1].push(report(&format!("clients run {pair}: driver  "), run));
+        }
+        Ok(runs)
     }
-    let client = median(streamed[0].iter().map(|run| run.client_cpu_per_message).collect());
-    let server = median(streamed[0].iter().map(|run| run.server_cpu_per_message).collect());
-    let baseline_server = median(streamed[1].iter().map(|run| run.server_cpu_per_message).collect());
+}
+
+/// Prints one run's figures as it ends.
+fn report(label: &str, run: Throughput) -> Throughput {
     println!(
-        "| 4. CPU per streamed message: load client / server | client {:.2} µs, server {:.2} µs | server {:.2} µs | {:.2} | < 1: {} |",
-        client * 1e6,
-        server * 1e6,
-        baseline_server * 1e6,
-        client / server,
-        verdict(client < server)
+        "{label} {:>9.0}/s  client {:.2} µs/msg  server {:.2} µs/msg",
+        run.per_second,
+        run.client_cpu_per_message * 1e6,
+        run.server_cpu_per_message * 1e6
     );
+    run
+}
+
+/// Figure 3: for each stream count and opening, a fresh server of each kind.
+fn idle_rows(
+    runtime: &Runtime,
+    plan: &Plan,
+    start: &dyn Fn(ServerKind) -> Result<ServerProcess>,
+) -> Result<Vec<IdleRow>> {
+    let mut rows = Vec::new();
+    for &streams in &plan.idle_streams {
+        for opening in [Opening::Burst, ramp(streams)] {
+            let name = match opening {
+                Opening::Burst => "burst".to_owned(),
+                Opening::Ramp(over) => format!("ramp over {over:?}"),
+            };
+            let mut bytes_per_stream = [0.0; 2];
+            for (index, kind) in [ServerKind::Streamstorm, ServerKind::Baseline].into_iter().enumerate() {
+                bytes_per_stream[index] = driven::idle_memory(runtime, start(kind)?, streams, opening)?;
+                println!(
+                    "idle {streams} streams, {name}: {:<11} server {:.0} B/stream",
+                    kind.name(),
+                    bytes_per_stream[index]
+                );
+            }
+            rows.push(IdleRow { streams, opening: name, bytes_per_stream });
+        }
+    }
+    Ok(rows)
 }

@@ -1,55 +1,38 @@
-//! What a benchmark run needs before it starts: the two server binaries built, the stubs that
-//! make streamstorm send exactly the baseline's messages (checked byte count and content), and
-//! the load client's profiles.
+//! What the end-to-end benchmark needs before it starts, on top of the shared harness
+//! ([`streamstorm_driver::harness`]): the stubs for its three calls, the streamstorm profile,
+//! and the built-in load client's profiles and command line.
 
-use std::fmt::Write as _;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
-use prost::Message;
-use serde_json::{Value, json};
-use streamstorm::proto::json::message_from_json;
-use streamstorm::proto::load_pool;
+use anyhow::Result;
 use streamstorm_baseline::IDLE_TOPIC;
+use streamstorm_driver::harness::stubs::Stubs;
+use streamstorm_driver::harness::workspace;
 
 /// A `Subscribe` with this topic streams [`Workspace::stream_messages`] notifications.
 pub const LOAD_TOPIC: &str = "load";
 
-/// Paths of a run: the workspace, its release binaries and a scratch directory.
+/// The shared workspace (binaries, protos, scratch) and this benchmark's stream length.
 pub struct Workspace {
-    pub root: PathBuf,
-    pub streamstorm: PathBuf,
-    pub baseline: PathBuf,
-    pub scratch: PathBuf,
-    pub protos: PathBuf,
+    shared: workspace::Workspace,
     /// Notifications per streamed `Subscribe` call, on both servers.
     pub stream_messages: u32,
+}
+
+impl Deref for Workspace {
+    type Target = workspace::Workspace;
+
+    fn deref(&self) -> &Self::Target {
+        &self.shared
+    }
 }
 
 impl Workspace {
     /// Builds both servers (release) and prepares the scratch directory.
     pub fn prepare(stream_messages: u32) -> Result<Self> {
-        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).canonicalize()?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "streamstorm", "-p", "streamstorm-baseline", "--bins"])
-            .status()?;
-        if !status.success() {
-            bail!("building the servers failed");
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-        let scratch = std::env::temp_dir().join(format!("streamstorm-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch)?;
-        Ok(Self {
-            streamstorm: target.join("release/streamstorm"),
-            baseline: target.join("release/streamstorm-baseline"),
-            protos: root.join("protos/myapp"),
-            root,
-            scratch,
-            stream_messages,
-        })
+        Ok(Self { shared: workspace::Workspace::prepare("streamstorm-bench")?, stream_messages })
     }
 
     /// The streamstorm profile: protos, a chaos plan injecting nothing, metrics on.
@@ -58,43 +41,15 @@ impl Workspace {
     }
 
     /// Writes the stubs for streamstorm, after checking that their messages are the baseline's.
+    /// The idle stream sends one message at once and the next after an hour, as the baseline's.
     pub fn write_stubs(&self) -> Result<PathBuf> {
-        let notification = notification_json();
-        let user = user_json();
-        self.check_same_message("myapp.Notification", &notification, &streamstorm_baseline::notification())?;
-        self.check_same_message("myapp.User", &user, &streamstorm_baseline::user())?;
-        let mut stubs = String::new();
-        writeln!(stubs, "- service: myapp.NotificationService\n  method: Subscribe")?;
-        writeln!(stubs, "  input: {{ equals: {{ topics: [{LOAD_TOPIC}] }} }}\n  output:\n    stream:")?;
-        for _ in 0..self.stream_messages {
-            writeln!(stubs, "      - {notification}")?;
-        }
-        // The idle stream: its one message waits an hour, as the baseline's does.
-        let mut idle = notification.clone();
-        idle["_gripmock"] = json!({"delay": "1h"});
-        writeln!(stubs, "- service: myapp.NotificationService\n  method: Subscribe")?;
-        writeln!(stubs, "  input: {{ equals: {{ topics: [{IDLE_TOPIC}] }} }}\n  output:\n    stream:")?;
-        writeln!(stubs, "      - {idle}")?;
-        writeln!(stubs, "- service: myapp.UserService\n  method: GetUser")?;
-        writeln!(stubs, "  input: {{ equals: {{ user_id: alice }} }}\n  output:\n    data: {user}")?;
         let path = self.scratch.join("stubs.yaml");
-        std::fs::write(&path, stubs)?;
+        Stubs::checked(&self.protos)?
+            .subscribe(LOAD_TOPIC, self.stream_messages)
+            .idle_subscribe(IDLE_TOPIC, "1h")
+            .get_user()
+            .write(&path)?;
         Ok(path)
-    }
-
-    /// The stub's JSON, read as `type_name`, must be the baseline's message: same fields, same
-    /// encoded size.
-    fn check_same_message(&self, type_name: &str, json: &Value, baseline: &impl Message) -> Result<()> {
-        let pool = load_pool(std::slice::from_ref(&self.protos), &[])
-            .map_err(|problems| anyhow::anyhow!("{problems}"))?;
-        let descriptor = pool.get_message_by_name(type_name).context("type exists")?;
-        let stub = message_from_json(&descriptor, json)?;
-        let baseline_bytes = baseline.encode_to_vec();
-        let decoded = prost_reflect::DynamicMessage::decode(descriptor, baseline_bytes.as_slice())?;
-        if decoded != stub || stub.encoded_len() != baseline_bytes.len() {
-            bail!("the stub's {type_name} differs from the baseline's: {stub:?} vs {decoded:?}");
-        }
-        Ok(())
     }
 
     /// Writes a load-client profile with one scenario.
@@ -108,16 +63,11 @@ impl Workspace {
     }
 
     pub fn streamstorm_server(&self, stubs: &Path) -> Command {
-        let mut command = Command::new(&self.streamstorm);
-        command.arg("serve").arg("--profile").arg(self.profile()).arg("--stubs").arg(stubs);
-        command.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]);
-        command
+        self.shared.streamstorm_server(&self.profile(), stubs)
     }
 
     pub fn baseline_server(&self) -> Command {
-        let mut command = Command::new(&self.baseline);
-        command.args(["--listen", "127.0.0.1:0", "--stream-messages", &self.stream_messages.to_string()]);
-        command
+        self.shared.baseline_server(&["--stream-messages", &self.stream_messages.to_string()])
     }
 
     /// `streamstorm simulate` against `target` with the load in `profile`.
@@ -135,24 +85,4 @@ impl Workspace {
         command.args(["--metrics-listen", "127.0.0.1:0", "--seed", "1"]);
         command
     }
-}
-
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
-}
-
-/// `streamstorm_baseline::notification()` in proto3 JSON.
-fn notification_json() -> Value {
-    json!({"topic": "payment", "message": "Payment processed for order 1234 in 23 ms",
-           "timestamp": "2024-01-01T12:00:00.250Z", "severity": "WARNING", "sequence": "42"})
-}
-
-/// `streamstorm_baseline::user()` in proto3 JSON.
-fn user_json() -> Value {
-    json!({"user_id": "alice", "name": "Alice Example", "roles": ["admin", "billing"],
-           "labels": {"team": "payments"}, "created_at": "2024-01-01T12:00:00Z", "session_ttl": "3600s",
-           "login_count": "1234", "avatar": "iVBORw==", "email": "alice@example.com",
-           "address": {"street": "1 Main St", "city": "Springfield"}, "state": "USER_STATE_ACTIVE"})
 }

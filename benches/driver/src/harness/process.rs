@@ -1,9 +1,10 @@
-//! The processes a benchmark run starts — a server (streamstorm or the baseline) and the load
-//! client — and what `/proc` says about them: CPU time (user + system) and resident memory.
+//! The processes a benchmark run starts — a server (streamstorm or the baseline) and the
+//! built-in load client — and what `/proc` says about them: CPU time (user + system) and
+//! resident memory.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -117,32 +118,5 @@ pub fn run_to_end(mut client: Child, ticks_per_second: f64, limit: Duration) -> 
             bail!("the load client did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Reads the load client's progress lines (`[ 3s/60s] 1020 streams | …`) and returns once
-/// `wanted` streams have been active for two lines in a row.
-pub fn wait_for_streams(progress: &mut BufReader<ChildStderr>, wanted: u64, limit: Duration) -> Result<u64> {
-    let started = Instant::now();
-    let mut in_a_row = 0;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if progress.read_line(&mut line)? == 0 {
-            bail!("the load client ended before {wanted} streams were open");
-        }
-        let active = line
-            .split_once("] ")
-            .and_then(|(_, rest)| rest.split_once(" streams"))
-            .and_then(|(count, _)| count.trim().parse::<u64>().ok());
-        if let Some(active) = active {
-            in_a_row = if active >= wanted { in_a_row + 1 } else { 0 };
-            if in_a_row >= 2 {
-                return Ok(active);
-            }
-        }
-        if started.elapsed() > limit {
-            bail!("fewer than {wanted} streams open after {limit:?} (last progress: {})", line.trim());
-        }
     }
 }
