@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 command -v cargo-nextest >/dev/null || { echo "ERROR: cargo-nextest is required (cargo install cargo-nextest)" >&2; exit 1; }
 scripts/setup-interop.sh
 scripts/setup-prometheus.sh
-cargo nextest run --release --no-fail-fast "$@"
+cargo nextest run --release --workspace --no-fail-fast "$@"
