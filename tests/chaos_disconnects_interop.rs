@@ -19,6 +19,7 @@ use std::time::Duration;
 use common::TestServer;
 use common::chaos::{ConnectionLog, start_with_profile};
 use common::interop::{Client, ClientCall, ClientOutcome};
+use streamstorm::chaos::plan::DEFAULT_LINGER;
 
 const SUBSCRIBE: &str = "myapp.NotificationService/Subscribe";
 /// Gap between the server's messages: wide enough that messages sent before a fault have left
@@ -271,9 +272,10 @@ async fn tcp_reset_fails_every_stream_of_the_connection_at_once() {
         assert_eq!(connections.streams_per_connection(), [4], "{client:?}: one connection carried them all");
         assert_ended_together(&calls, client, 200.0);
         assert_ended_about(&calls, client, (AFTER - 1) as f64 * INTERVAL_MS);
-        // The late call failed with the others, before its own fault could have been due.
+        // The late call failed with the others, before its own fault could have been due (its
+        // 5th message, then the linger that lets a client read it).
         let late = &calls[3];
-        let due = (AFTER - 1) as f64 * INTERVAL_MS;
+        let due = (AFTER - 1) as f64 * INTERVAL_MS + DEFAULT_LINGER.as_secs_f64() * 1000.0;
         assert!(
             late.ended_at_ms < due,
             "{client:?}: the late call ended {} ms in: {late:?}",
