@@ -97,7 +97,15 @@ impl Inputs {
 }
 
 /// Validates `paths` (files or directories); on success, a one-line summary of what was loaded.
+/// Problems come file by file, each file's in the order of its lines.
 pub fn validate(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, Problems> {
+    check(paths, import_paths).map_err(|mut problems| {
+        problems.0.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        problems
+    })
+}
+
+fn check(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, Problems> {
     let mut problems = Problems::default();
     let mut inputs = Inputs { import_paths: import_paths.to_vec(), ..Inputs::default() };
     for path in paths {

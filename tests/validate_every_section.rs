@@ -50,6 +50,9 @@ fn every_problem_of_every_section_and_stub_in_one_run() {
     for problem in &problems {
         assert!(problem.line > 0 && problem.column > 0, "not located: {problem}");
     }
+    let order: Vec<_> =
+        problems.iter().map(|problem| (&problem.file, problem.line, problem.column)).collect();
+    assert!(order.is_sorted(), "file by file, line by line: {problems:#?}");
     let text =
         |field: &str| problems.iter().find(|p| p.field.as_deref() == Some(field)).unwrap().message.clone();
     assert!(text("load.scenarios[0].reconnect.initial_backof").contains("did you mean 'initial_backoff'?"));
