@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`proto`]: service definitions loaded at run time (protox, descriptor sets), the dynamic
-//!   codec, the proto3 JSON mapping and the method catalog.
+//!   codec, the proto3 JSON mapping, the method catalog and plausible data for any message
+//!   type (the default responder's).
 //! - [`server`]: the mock server — our own accept loop and connection registry, routing to
 //!   reflection, health and the dynamic service, which hands each call to a responder and its
 //!   outbound stream to the driver.

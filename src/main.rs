@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use streamstorm::cli::{self, Cli};
+use streamstorm::cli::{self, Cli, EXIT_RUN_FAILED};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -16,14 +16,15 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_RUN_FAILED);
         }
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
+        // Every command's run-time failure ends here, with the same code.
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_RUN_FAILED)
         }
     }
 }

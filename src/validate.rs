@@ -1,13 +1,21 @@
 //! `streamstorm validate`: loads every input named — protos, descriptor sets, stub files,
-//! scripts, profiles, and directories of them — and reports every problem at once, starting
-//! nothing. Stubs are checked against the protos named in the same run or by a profile; a
-//! profile brings its own protos, import paths and stubs, the methods its rules name are
-//! checked against them, and the files its `server.tls` names are read and checked.
+//! scripts, profiles, and directories of them — and reports every problem of every file at
+//! once, starting nothing. Stubs are checked against the protos named in the same run or by a
+//! profile. Every section of a profile is compiled — `server` (its paths must exist), `chaos`,
+//! `metrics`, `load` — and a profile with mistakes is still followed: its protos, import paths
+//! and stubs are loaded, the methods its rules and scenarios name are checked against them,
+//! scenario requests against the method's input type, and the files its `server.tls` and
+//! `load.tls` name are read and checked, so that fixing one mistake never uncovers another.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Profile, check_methods, is_profile, load_profile, server_tls};
+use crate::cli::{ClientTlsFlags, client_tls};
+use crate::client::compile_scenarios;
+use crate::config::load::{LoadPlan, LoadTarget, compile_load_leniently};
+use crate::config::{
+    PATH_KEYS, Profile, check_methods, check_paths, is_profile, load_profile_leniently, server_tls,
+};
 use crate::diagnostic::{Problem, Problems, files_under};
 use crate::proto::MethodCatalog;
 use crate::proto::loader::{is_proto_input, load_pool};
@@ -20,8 +28,9 @@ struct Inputs {
     protos: Vec<PathBuf>,
     import_paths: Vec<PathBuf>,
     stubs: Vec<PathBuf>,
-    /// Profiles that loaded; their paths are already in the lists above.
-    profiles: Vec<Profile>,
+    /// Profiles that could be read, with what compiled of their `load` sections; their
+    /// paths are already in the lists above.
+    profiles: Vec<(Profile, Option<LoadPlan>)>,
     /// Profile files named, loaded or not.
     profile_files: usize,
 }
@@ -31,19 +40,7 @@ impl Inputs {
         if is_proto_input(path) {
             self.protos.push(path.to_path_buf());
         } else if is_profile(path) {
-            self.profile_files += 1;
-            match load_profile(path) {
-                Ok(profile) => {
-                    if let Err(found) = server_tls(&profile) {
-                        problems.extend(found);
-                    }
-                    self.protos.extend(profile.server.protos.iter().cloned());
-                    self.import_paths.extend(profile.server.import_paths.iter().cloned());
-                    self.stubs.extend(profile.server.stubs.iter().cloned());
-                    self.profiles.push(profile);
-                }
-                Err(found) => problems.extend(found),
-            }
+            self.add_profile(path, problems);
         } else if is_stub_file(path) || is_script_file(path) {
             self.stubs.push(path.to_path_buf());
         } else if !path.exists() {
@@ -54,6 +51,39 @@ impl Inputs {
                 "unrecognised input: expected .proto, .pb, .protoset, .yaml, .yml, .json or .jsonl",
             ));
         }
+    }
+
+    /// Every section of the profile at `path`, and what can be checked before the protos load.
+    fn add_profile(&mut self, path: &Path, problems: &mut Problems) {
+        self.profile_files += 1;
+        let (profile, found) = load_profile_leniently(path);
+        problems.extend(found);
+        let Some(profile) = profile else { return };
+        problems.extend(check_paths(&profile, PATH_KEYS));
+        let server_tls_checked = server_tls(&profile).map_err(|found| problems.extend(found)).is_ok();
+        let plan =
+            profile.load.is_some().then(|| compile_load_leniently(&profile)).and_then(|(plan, found)| {
+                problems.extend(found);
+                plan
+            });
+        // The client's TLS may lean on the server's files: checked once those are good.
+        if let Some(plan) = plan.as_ref().filter(|_| server_tls_checked) {
+            let embedded = plan.target == LoadTarget::Embedded;
+            if let Err(found) = client_tls(&ClientTlsFlags::default(), &profile, plan, embedded) {
+                problems.extend(found);
+            }
+        }
+        // A target without protos named is asked for its methods by reflection at run time.
+        let plan =
+            plan.filter(|plan| plan.target == LoadTarget::Embedded || !profile.server.protos.is_empty());
+        // Missing paths are reported above, with the file looked for; loading them would
+        // only report them again.
+        let existing =
+            |paths: &[PathBuf]| paths.iter().filter(|path| path.exists()).cloned().collect::<Vec<_>>();
+        self.protos.extend(existing(&profile.server.protos));
+        self.import_paths.extend(existing(&profile.server.import_paths));
+        self.stubs.extend(existing(&profile.server.stubs));
+        self.profiles.push((profile, plan));
     }
 
     /// A directory is searched for protos by the proto loader; its stub files, scripts and
@@ -67,7 +97,15 @@ impl Inputs {
 }
 
 /// Validates `paths` (files or directories); on success, a one-line summary of what was loaded.
+/// Problems come file by file, each file's in the order of its lines.
 pub fn validate(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, Problems> {
+    check(paths, import_paths).map_err(|mut problems| {
+        problems.0.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        problems
+    })
+}
+
+fn check(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, Problems> {
     let mut problems = Problems::default();
     let mut inputs = Inputs { import_paths: import_paths.to_vec(), ..Inputs::default() };
     for path in paths {
@@ -108,8 +146,11 @@ pub fn validate(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, P
             (0, 0)
         }
     };
-    for profile in &inputs.profiles {
+    for (profile, plan) in &inputs.profiles {
         problems.extend(check_methods(profile, &catalog));
+        if let Some(Err(found)) = plan.as_ref().map(|plan| compile_scenarios(plan, &profile.file, &catalog)) {
+            problems.extend(found);
+        }
     }
     problems.into_result(format!(
         "{} services, {} methods, {stubs} stubs, {scripts} scripts bound by path{profiles}",

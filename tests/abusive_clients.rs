@@ -27,10 +27,21 @@ const GET_USER: &str = "/myapp.UserService/GetUser";
 /// The server's default handshake and frame timeouts, which these tests rely on.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `serve` with bare default messages: these tests count bytes and frames, not content.
 async fn serve(extra: &[&str]) -> ServeProcess {
     let protos = common::repo_root().join("protos");
-    let args =
-        [&["--protos", common::path_str(&protos), "--default-stream-messages", "40"][..], extra].concat();
+    let args = [
+        &[
+            "--protos",
+            common::path_str(&protos),
+            "--default-response",
+            "empty",
+            "--default-stream-messages",
+            "40",
+        ][..],
+        extra,
+    ]
+    .concat();
     common::spawn_serve_process(&[&args[..], &["--default-stream-interval", "25ms"]].concat(), &[]).await
 }
 
@@ -478,7 +489,9 @@ async fn the_profile_sets_the_handshake_and_frame_timeouts() {
     let dir = tempfile::tempdir().unwrap();
     let limits = "  limits: { handshake_timeout: 1s, frame_timeout: 1s, max_connections: 50 }\n";
     let profile = common::write_profile(dir.path(), limits);
-    let mut server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
+    let args = ["--profile", common::path_str(&profile), "--default-response", "empty"];
+    let streams = ["--default-stream-messages", "40", "--default-stream-interval", "25ms"];
+    let mut server = common::spawn_serve_process(&[&args[..], &streams[..]].concat(), &[]).await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let mut stalled = TcpStream::connect(server.addr).await.unwrap();
     stalled.write_all(&[raw_h2::handshake(), vec![0, 0, 8]].concat()).await.unwrap();

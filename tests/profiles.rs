@@ -114,13 +114,17 @@ metrics: { listen: "localhost:9464" }
 fn a_broken_profile_reports_every_problem_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let profile = write_profile(dir.path(), "broken.yaml", BROKEN);
-    let file = profile.display();
+    let (file, dir) = (profile.display(), dir.path().display());
     let latency_forms =
         "10ms, 10ms..100ms, {normal: {mean, stddev}}, {lognormal: {median, sigma}} or {p50, p99}";
     let phase_fields = "name, duration, latency, abort, fail, disconnect, message_cap, inbound_cap, stream_timeout, rate_limit";
     assert_problems(
         &validate(&[&profile]),
         &[
+            // The profile is followed past its mistakes: the stubs it names must exist too.
+            format!(
+                "{file}:3:11: server.stubs[0]: stubs.yaml: no such file or directory: looked for {dir}/stubs.yaml (paths in a profile are relative to the profile file's directory, {dir})"
+            ),
             format!(
                 "{file}:4:29: server.limits.stream_timeout: not a duration: \"forever\" (write e.g. 500ms, 30s, 2m, 1.5s)"
             ),
@@ -171,14 +175,15 @@ fn rule_methods_and_profile_stubs_are_checked_against_the_protos() {
     let (file, stubs) = (profile.display(), stubs.display());
     assert_problems(
         &validate(&[&profile]),
+        // File by file (methods.yaml before stubs.yaml), each in the order of its lines.
         &[
-            format!("{stubs}:3:21: [0].output.data.nme: myapp.User has no field 'nme', did you mean 'name'?"),
             format!(
                 "{file}:6:24: chaos.rules[0].match.method: myapp.NotificationService has no method 'Subscrib' (methods: Subscribe)"
             ),
             format!(
                 "{file}:8:24: chaos.rules[1].match.method: unknown service 'NotificationService': write its full name, myapp.NotificationService"
             ),
+            format!("{stubs}:3:21: [0].output.data.nme: myapp.User has no field 'nme', did you mean 'name'?"),
         ],
     );
 }

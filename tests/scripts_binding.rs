@@ -15,12 +15,21 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn topics(outcome: &common::CallOutcome) -> Vec<Value> {
+fn field(outcome: &common::CallOutcome, name: &str) -> Vec<Value> {
     outcome
         .responses
         .iter()
-        .map(|m| message_to_json(m, FieldNames::Proto, DefaultFields::Skip).unwrap()["topic"].clone())
+        .map(|m| message_to_json(m, FieldNames::Proto, DefaultFields::Skip).unwrap()[name].clone())
         .collect()
+}
+
+fn topics(outcome: &common::CallOutcome) -> Vec<Value> {
+    field(outcome, "topic")
+}
+
+/// Plain-text entries fill the Notification's `message`, the field named like a body.
+fn texts(outcome: &common::CallOutcome) -> Vec<Value> {
+    field(outcome, "message")
 }
 
 async fn subscribe(server: &TestServer, request: Value) -> common::CallOutcome {
@@ -66,7 +75,7 @@ async fn a_script_bound_by_path_answers_before_stubs() {
         "{\"dir\":\"out\",\"text\":\"from the script\"}\n",
     );
     let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
-    assert_eq!(topics(&subscribe(&server, json!({})).await), [json!("from the script")]);
+    assert_eq!(texts(&subscribe(&server, json!({})).await), [json!("from the script")]);
 }
 
 #[tokio::test]
@@ -79,7 +88,7 @@ async fn a_template_failing_at_run_time_ends_only_its_stream() {
     );
     let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
     let failing = subscribe(&server, json!({"interval": 5})).await;
-    assert_eq!(topics(&failing), [json!("fine")]);
+    assert_eq!(texts(&failing), [json!("fine")]);
     assert_eq!(failing.status.code(), Code::Internal);
     assert!(
         failing.status.message().starts_with(&format!("script {}:2: ", script.display())),
@@ -99,6 +108,6 @@ async fn error_entries_end_with_their_code() {
     );
     let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
     let outcome = subscribe(&server, json!({})).await;
-    assert_eq!(topics(&outcome), [json!("one")]);
+    assert_eq!(texts(&outcome), [json!("one")]);
     assert_eq!((outcome.status.code(), outcome.status.message()), (Code::ResourceExhausted, "quota used up"));
 }

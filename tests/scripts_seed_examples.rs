@@ -159,12 +159,14 @@ async fn auth_state_machine() {
         .run()
         .await;
     assert_eq!(outcome.code, "OK", "QUIT closes the stream normally: {}", outcome.details);
-    let replies = field(&outcome, "user_id");
+    let replies = field(&outcome, "content");
     assert_eq!(
         replies[..4],
-        ["Please authenticate first", "Authenticated", "u1", "Available commands: MSG, QUIT, STATUS"]
+        ["Please authenticate first", "Authenticated", "hi there", "Available commands: MSG, QUIT, STATUS"]
     );
-    assert_eq!(outcome.responses[2]["content"], json!("hi there"), "authenticated messages are echoed");
+    // Plain-text replies fill `content`, the field named like a message body, not `user_id`,
+    // the first string field; the echo is an object and keeps its `user_id`.
+    assert_eq!(outcome.responses[2]["user_id"], json!("u1"), "authenticated messages are echoed");
     let status: u32 = replies[4].strip_prefix("Connected users: ").unwrap().parse().unwrap();
     assert!((1..=50).contains(&status));
     assert_eq!(replies[5], "Goodbye!");
@@ -177,7 +179,7 @@ async fn message_limit_counts_per_stream() {
     let requests: Vec<Value> = (0..103).map(|i| json!({"content": format!("m{i}")})).collect();
     let outcome = ClientCall::new(Client::Python, server.addr, CHAT).requests(json!(requests)).run().await;
     assert_eq!(outcome.code, "OK", "{}", outcome.details);
-    let replies = field(&outcome, "user_id");
+    let replies = field(&outcome, "content");
     assert_eq!(replies.len(), 103);
     assert!(replies[..100].iter().all(|reply| *reply == "Message received"));
     assert!(replies[100..].iter().all(|reply| *reply == "Message limit reached"));
@@ -192,7 +194,7 @@ async fn stream_control_conditions_and_dynamic_intervals() {
         .await;
     assert_eq!(outcome.code, "OK", "{}", outcome.details);
     assert_eq!(
-        field(&outcome, "topic"),
+        field(&outcome, "message"),
         ["Starting stream", "Random interval message", "Custom interval message"]
     );
     let random_at = outcome.received_at_ms[1];
@@ -204,7 +206,7 @@ async fn stream_control_conditions_and_dynamic_intervals() {
         .requests(json!([{"stream_enabled": false}]))
         .run()
         .await;
-    assert_eq!(field(&outcome, "topic"), ["Random interval message", "Custom interval message"]);
+    assert_eq!(field(&outcome, "message"), ["Random interval message", "Custom interval message"]);
     // `request.interval || 2000`: no interval given, so 2 s.
     assert!(outcome.received_at_ms[1] >= 1980.0, "{outcome:?}");
 }
@@ -219,14 +221,14 @@ async fn connection_id_is_the_streams_connection() {
         .run()
         .await;
     // The client's is the server's first connection.
-    assert_eq!(field(&outcome, "topic"), ["Connection conn-1 established"]);
+    assert_eq!(field(&outcome, "message"), ["Connection conn-1 established"]);
 }
 
 #[tokio::test]
 async fn load_balancing_answers_at_random_times() {
     let server = serve("load-balancing").await;
     let outcome = ClientCall::new(Client::Python, server.addr, SUBSCRIBE).requests(json!([{}])).run().await;
-    let replies = field(&outcome, "topic");
+    let replies = field(&outcome, "message");
     assert!(regex::Regex::new("^Response from server [1-3]$").unwrap().is_match(replies[0]), "{replies:?}");
     assert!(
         regex::Regex::new("^Health check from server [1-3]$").unwrap().is_match(replies[1]),
@@ -244,7 +246,7 @@ async fn errors_refuse_bad_messages_then_fail_the_stream() {
         .requests(json!([{}, {"content": long}, {"content": "fine"}]))
         .run()
         .await;
-    assert_eq!(field(&outcome, "user_id"), ["Empty message not allowed", "Message too long (max 500 chars)"]);
+    assert_eq!(field(&outcome, "content"), ["Empty message not allowed", "Message too long (max 500 chars)"]);
     assert_eq!((outcome.code.as_str(), outcome.details.as_str()), ("UNAVAILABLE", "Network error occurred"));
     let ended = outcome.received_at_ms.last().copied().unwrap_or_default();
     assert!(ended < 1000.0, "the refusals come at once: {outcome:?}");
@@ -255,7 +257,7 @@ async fn recovery_plays_entries_in_file_order() {
     let server = serve("recovery").await;
     let outcome = ClientCall::new(Client::Python, server.addr, SUBSCRIBE).requests(json!([{}])).run().await;
     assert_eq!(outcome.code, "OK", "{}", outcome.details);
-    let replies = field(&outcome, "topic");
+    let replies = field(&outcome, "message");
     assert_eq!(replies[..2], ["Connection lost, attempting reconnect...", "Reconnected successfully"]);
     // `lastMessageId` is never set: it interpolates as nothing.
     assert_eq!(replies[2], "Resuming stream from message ");

@@ -20,7 +20,9 @@ async fn a_profile_rule_aborts_its_method_only() {
         ),
     )
     .unwrap();
-    let (_server, addr) = common::spawn_serve_with(&["--profile", common::path_str(&profile)]).await;
+    // One message per server stream, so Subscribe ends by itself.
+    let args = ["--profile", common::path_str(&profile), "--default-stream-messages", "1"];
+    let (_server, addr) = common::spawn_serve_with(&args).await;
     let pool = common::example_pool();
     let channel = common::connect(addr).await;
     let request = json_message(&pool, "myapp.GetUserRequest", json!({}));

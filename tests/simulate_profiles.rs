@@ -60,6 +60,29 @@ async fn flaky() {
     assert!(injected(&report, "abort") + injected(&report, "fail") > 0);
     assert!(report.reconnects > 0 && report.recovery_ms.count > 0, "{report:#?}");
     assert!(report.thresholds.passed, "{:#?}", report.thresholds);
+    check_backoff_per_scenario(&report);
+}
+
+/// Each scenario reports its own backoff: Subscribe's policy starts at 100 ms, GetUser has
+/// gRPC's default 1 s. The merged figure would hide one behind the other.
+fn check_backoff_per_scenario(report: &Report) {
+    let [subscribe, get_user] = &report.scenarios[..] else { panic!("two scenarios: {report:#?}") };
+    let backoff = &subscribe.backoff_ms;
+    assert!(backoff.count > 0 && (80.0..=400.0).contains(&backoff.p50), "Subscribe backoff: {backoff:?}");
+    let backoff = &get_user.backoff_ms;
+    assert!(backoff.count == 0 || backoff.p50 >= 800.0, "GetUser backoff: {backoff:?}");
+    let json = serde_json::to_value(report).unwrap();
+    for scenario in json["scenarios"].as_array().unwrap() {
+        for measure in ["backoff_ms", "stream_duration_ms", "message_age_ms", "recovery_ms"] {
+            assert!(scenario[measure]["p50"].is_number(), "{measure} in {scenario}");
+        }
+    }
+    let summary = streamstorm::report::print::summary(report);
+    let by_scenario = summary.split("by scenario").nth(1).expect("a section by scenario");
+    for (method, kind) in [(&subscribe.method, "server streaming"), (&get_user.method, "unary")] {
+        assert!(by_scenario.contains(&format!("{method} ({kind}, ")), "{summary}");
+    }
+    assert_eq!(by_scenario.matches("reconnect backoff").count(), 2, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -96,7 +96,7 @@ async fn v1_legacy_message_that_matches_nothing_is_not_found() {
     let outcome = converse(&server, Client::Node, CHAT, json!([alice("Hello"), alice("Goodbye")])).await;
     assert_eq!(contents(&outcome), ["Hello Alice!"]);
     assert_eq!(outcome.code, "NOT_FOUND", "{outcome:?}");
-    assert!(outcome.details.contains("message 1"), "{}", outcome.details);
+    assert!(outcome.details.contains("message 2"), "{}", outcome.details);
     assert!(outcome.details.contains("chat-v1-legacy.yaml:3 differs in: content"), "{}", outcome.details);
 
     // The v1 matcher is `equals` on all three fields: a missing `type` does not match.
@@ -104,7 +104,7 @@ async fn v1_legacy_message_that_matches_nothing_is_not_found() {
         converse(&server, Client::Node, CHAT, json!([{"user_id": "alice", "content": "Hello"}])).await;
     assert!(outcome.responses.is_empty(), "{outcome:?}");
     assert_eq!(outcome.code, "NOT_FOUND", "{outcome:?}");
-    assert!(outcome.details.contains("message 0"), "{}", outcome.details);
+    assert!(outcome.details.contains("message 1"), "{}", outcome.details);
     assert!(outcome.details.contains("differs in: type"), "{}", outcome.details);
 }
 
@@ -147,7 +147,7 @@ async fn conversation_that_diverges_at_message_2_is_not_found_naming_the_closest
     assert_eq!(contents(&outcome), ["Hello Alice!"]);
     assert_eq!(outcome.code, "NOT_FOUND", "{outcome:?}");
     let details = &outcome.details;
-    assert!(details.contains("no stub matched gripmock.chat.ChatService/Chat message 1"), "{details}");
+    assert!(details.contains("no stub matched gripmock.chat.ChatService/Chat message 2"), "{details}");
     assert!(details.contains(r#""content":"What's up?""#), "{details}");
     assert!(details.contains("closest stub"), "{details}");
     assert!(details.contains("chat-conversation.yaml:3 differs in: content"), "{details}");
@@ -161,7 +161,7 @@ async fn conversation_out_of_order_is_not_found() {
         converse(&server, Client::Python, CHAT, json!([alice("How are you?"), alice("Hello")])).await;
     assert!(outcome.responses.is_empty(), "{outcome:?}");
     assert_eq!(outcome.code, "NOT_FOUND", "{outcome:?}");
-    assert!(outcome.details.contains("message 0"), "{}", outcome.details);
+    assert!(outcome.details.contains("message 1"), "{}", outcome.details);
     assert!(outcome.details.contains("differs in: content"), "{}", outcome.details);
 }
 
@@ -236,7 +236,7 @@ async fn chat_room_message_to_another_room_is_not_found() {
     .await;
     assert_eq!(contents(&outcome), ["Alice joined the chat"]);
     assert_eq!(outcome.code, "NOT_FOUND", "{outcome:?}");
-    assert!(outcome.details.contains("message 1"), "{}", outcome.details);
+    assert!(outcome.details.contains("message 2"), "{}", outcome.details);
     assert!(outcome.details.contains("chat-room.yaml:3 differs in: room_id"), "{}", outcome.details);
 }
 

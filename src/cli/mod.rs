@@ -1,6 +1,7 @@
 //! The command line: flags parsed into typed settings at the edge, then handed to the library.
-//! Exit codes: 0 success, 2 invalid input, 1 failed `simulate` thresholds, 3 a `simulate` run
-//! that could not be carried out.
+//! Exit codes are the same for every command: 0 success, 1 thresholds or expectations failed,
+//! 2 invalid input, 3 a run-time failure (a port in use, an unreachable target, a file that
+//! cannot be written), 130 a second interrupt.
 
 mod client_tls;
 mod serve;
@@ -15,11 +16,17 @@ use tokio_util::sync::CancellationToken;
 use crate::diagnostic::Problems;
 use crate::validate;
 
+pub use client_tls::{ClientTlsFlags, client_tls};
 pub use serve::{AssembleError, AssembledServer, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
-pub use simulate::{EXIT_RUN_FAILED, EXIT_THRESHOLDS_FAILED, SimulateArgs, SimulateError, run_simulation};
+pub use simulate::{SimulateArgs, SimulateError, run_simulation};
 
+/// Exit code when thresholds (`simulate`) or expectations fail.
+pub const EXIT_THRESHOLDS_FAILED: u8 = 1;
 /// Exit code for invalid input (CLI, protos, stubs, scripts, profile).
 pub const EXIT_INVALID_INPUT: u8 = 2;
+/// Exit code when a command could not be carried out at run time (a port in use, an
+/// unreachable target, a report that cannot be written), whichever command it is.
+pub const EXIT_RUN_FAILED: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(name = "streamstorm", version, about = "Load-and-chaos simulator for gRPC streaming")]

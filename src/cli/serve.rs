@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::chaos::{ChaosEngine, FaultKind, FaultPlan};
 use crate::config::reload::ProfileReloader;
-use crate::config::{Profile, check_methods, load_profile, server_tls};
+use crate::config::{Profile, check_methods, check_paths, load_profile, server_tls};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
@@ -57,13 +57,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// What methods with nothing configured answer.
-    #[arg(long, value_enum, default_value_t = DefaultMode::Empty)]
+    #[arg(long, value_enum, default_value_t = DefaultMode::Fake)]
     pub default_response: DefaultMode,
-    /// Messages the default responder sends on a server-streaming call.
-    #[arg(long, default_value_t = 1)]
+    /// Messages the default responder sends on a server-streaming call [default: no limit,
+    /// until the client cancels].
+    #[arg(long, default_value_t = UNTIL_CANCELLED, hide_default_value = true)]
     pub default_stream_messages: u32,
     /// Gap between those messages (e.g. 500ms, 2s).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[arg(long, value_parser = crate::config::values::duration_flag, default_value = "1s")]
     pub default_stream_interval: Duration,
     /// Largest message accepted or sent, in bytes; larger ones get RESOURCE_EXHAUSTED
     /// [default: 4 MiB].
@@ -75,7 +76,7 @@ pub struct ServeArgs {
     pub max_concurrent_streams: Option<u32>,
     /// How long streams may finish after SIGINT/SIGTERM before connections are closed
     /// [default: 5s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::config::values::duration_flag)]
     pub shutdown_grace: Option<Duration>,
     /// Serve TLS with this certificate chain (PEM); replaces the profile's server.tls.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -88,8 +89,13 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
 }
 
+/// `--default-stream-messages` when not given: a stream that ends when the client cancels.
+pub const UNTIL_CANCELLED: u32 = u32::MAX;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DefaultMode {
+    /// Plausible data of the output type: fields filled by type and name, seeded by --seed.
+    Fake,
     /// A default message of the output type (every field at its default).
     Empty,
     /// The status UNIMPLEMENTED.
@@ -107,9 +113,9 @@ impl Default for ServeArgs {
             listen: None,
             metrics_listen: None,
             seed: None,
-            default_response: DefaultMode::Empty,
-            default_stream_messages: 1,
-            default_stream_interval: Duration::ZERO,
+            default_response: DefaultMode::Fake,
+            default_stream_messages: UNTIL_CANCELLED,
+            default_stream_interval: Duration::from_secs(1),
             max_message_size: None,
             max_concurrent_streams: None,
             shutdown_grace: None,
@@ -139,6 +145,10 @@ impl ServeArgs {
             Arc::new(ChaosEngine::new(plan))
         });
         let default_response = match self.default_response {
+            DefaultMode::Fake => DefaultResponse::Fake {
+                stream_messages: self.default_stream_messages,
+                stream_interval: self.default_stream_interval,
+            },
             DefaultMode::Empty => DefaultResponse::Empty {
                 stream_messages: self.default_stream_messages,
                 stream_interval: self.default_stream_interval,
@@ -232,6 +242,9 @@ pub struct AssembledServer {
     pub seed: u64,
     /// Stubs loaded at start.
     pub stub_count: usize,
+    /// Scripts bound to a method by their path, loaded at start (scripts a stub names are
+    /// counted with their stub).
+    pub script_count: usize,
     stub_reloader: Option<StubReloader>,
     profile_reloader: Option<ProfileReloader>,
 }
@@ -294,6 +307,16 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
             Problem::in_file(file, "no protos: pass --protos or name them in the profile's server.protos");
         return Err(Problems::from(problem).into());
     }
+    if let Some(profile) = profile {
+        // Only the profile's paths that are used: flags replace its protos and stubs.
+        let mut used = vec!["import_paths"];
+        used.extend(args.protos.is_empty().then_some("protos"));
+        used.extend(args.stubs.is_empty().then_some("stubs"));
+        let problems = check_paths(profile, &used);
+        if !problems.is_empty() {
+            return Err(problems.into());
+        }
+    }
     let mut import_paths = args.import_paths.clone();
     import_paths.extend(server.map(|s| s.import_paths.clone()).unwrap_or_default());
     let stub_paths = if args.stubs.is_empty() {
@@ -308,7 +331,7 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
     let seed = args.seed.or(profile.map(|profile| profile.chaos.seed)).unwrap_or_else(rand::random);
     let settings = args.settings(seed, profile)?;
     let chaos = settings.chaos.clone();
-    let fallback = Arc::new(DefaultResponder::new(settings.default_response.clone()));
+    let fallback = Arc::new(DefaultResponder::seeded(settings.default_response.clone(), seed));
     let catalog = Arc::new(MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES));
     if let Some(profile) = profile {
         let problems = check_methods(profile, &catalog);
@@ -317,7 +340,7 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
         }
     }
     let stubs = Arc::new(ArcSwap::from_pointee(load_stubs(&stub_paths, &catalog, &pool)?));
-    let stub_count = stubs.load().len();
+    let (stub_count, script_count) = (stubs.load().len(), stubs.load().script_count());
     let responder = Arc::new(StubResponder::new(stubs.clone(), fallback, seed));
     let profile_reloader = profile.zip(chaos.clone()).map(|(profile, engine)| ProfileReloader {
         path: profile.file.clone(),
@@ -342,7 +365,16 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
     let metrics_listen = args.metrics_listen.or(metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
     let telemetry =
         TelemetryEndpoint::bind(metrics_listen, telemetry_state).await.map_err(anyhow::Error::from)?;
-    Ok(AssembledServer { server, telemetry, chaos, seed, stub_count, stub_reloader, profile_reloader })
+    Ok(AssembledServer {
+        server,
+        telemetry,
+        chaos,
+        seed,
+        stub_count,
+        script_count,
+        stub_reloader,
+        profile_reloader,
+    })
 }
 
 /// `streamstorm serve`: assemble, announce, serve until SIGINT/SIGTERM.
@@ -364,10 +396,11 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(_) => (" over TLS", "https://"),
     };
     let banner = format!(
-        "streamstorm serving {} services ({} methods, {} stubs){transport} on {scheme}{}\nmetrics on http://{}/metrics\n",
+        "streamstorm serving {} services ({} methods, {} stubs, {} scripts){transport} on {scheme}{}\nmetrics on http://{}/metrics\n",
         handle.catalog.services().len(),
         handle.catalog.methods().count(),
         assembled.stub_count,
+        assembled.script_count,
         assembled.server.local_addr(),
         assembled.telemetry.local_addr()
     );

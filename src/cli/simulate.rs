@@ -1,7 +1,8 @@
 //! `streamstorm simulate`: the profile's server started in-process on a free loopback port
 //! (or `--target` a running server), driven by the load client with live progress, then the
 //! report printed, written (`--report`, `--plot`) and judged by the thresholds.
-//! Exit codes: 0 passed, 1 thresholds failed, 2 invalid input, 3 the run itself failed.
+//! Exit codes as for every command ([`super`]): 0 passed, 1 thresholds failed, 2 invalid
+//! input, 3 the run itself failed.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -17,11 +18,11 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
 
 use super::client_tls::{ClientTlsFlags, client_tls};
-use super::serve::{AssembleError, DEFAULT_METRICS_LISTEN, ServeArgs, assemble};
-use super::{cancel_on_signal, report_problems};
+use super::serve::{AssembleError, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
+use super::{EXIT_THRESHOLDS_FAILED, cancel_on_signal, report_problems};
 use crate::client::{self, ClientTls, LoadSettings, channels, compile_scenarios, pool_from_reflection};
 use crate::config::load::{DEFAULT_DURATION, LoadPlan, LoadTarget, compile_load};
-use crate::config::{Profile, load_profile};
+use crate::config::{Profile, check_paths, load_profile};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::report::progress::{Progress, ProgressMode, default_interval};
@@ -30,10 +31,6 @@ use crate::server::introspection::BUILTIN_SERVICE_PREFIXES;
 use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-/// Exit code when the thresholds fail.
-pub const EXIT_THRESHOLDS_FAILED: u8 = 1;
-/// Exit code when the run could not be carried out (a port in use, an unreachable target).
-pub const EXIT_RUN_FAILED: u8 = 3;
 /// How long calls open when the duration ends may finish by themselves before they are cut.
 const DRAIN: Duration = Duration::from_millis(500);
 /// How long the embedded server lets connections close after the run.
@@ -48,7 +45,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "ADDR")]
     pub target: Option<String>,
     /// How long to drive the load (e.g. 20s, 2m); overrides load.duration [default: 30s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::config::values::duration_flag)]
     pub duration: Option<Duration>,
     /// Write the report as JSON here.
     #[arg(long, value_name = "FILE.json")]
@@ -161,10 +158,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let report = match run_simulation(&args, mode).await {
         Ok(report) => report,
         Err(SimulateError::Invalid(problems)) => return Ok(report_problems(&problems)),
-        Err(SimulateError::Failed(error)) => {
-            eprintln!("error: {error:#}");
-            return Ok(ExitCode::from(EXIT_RUN_FAILED));
-        }
+        Err(SimulateError::Failed(error)) => return Err(error),
     };
     println!("{}", print::summary(&report));
     if let Some(path) = &args.report {
@@ -174,8 +168,11 @@ pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         println!("report written to {}", path.display());
     }
     if let Some(path) = &args.plot {
-        let title = format!("streamstorm simulate {} — latency over time", args.profile.display());
-        std::fs::write(path, plot::latency_svg(&report.timeline, &title))
+        let title = format!(
+            "streamstorm simulate {}: latency, throughput and errors over time",
+            args.profile.display()
+        );
+        std::fs::write(path, plot::latency_svg(&report.timeline, report.load_duration_s, &title))
             .with_context(|| format!("cannot write the plot to {}", path.display()))?;
         println!("plot written to {}", path.display());
     }
@@ -275,6 +272,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         scenarios: &scenarios,
         stats: &stats,
         elapsed: timing.elapsed,
+        planned: duration,
         interrupted: interrupted.is_cancelled(),
         target: target_name,
         seed,
@@ -301,6 +299,9 @@ async fn embedded_server(
         listen: Some(listen),
         metrics_listen: args.metrics_listen,
         seed: Some(seed),
+        // Bare messages: the load client measures timing, not content, and they cost nothing
+        // to make, so the server is never what limits the rate.
+        default_response: DefaultMode::Empty,
         default_stream_messages: plan.embedded.stream_messages,
         default_stream_interval: plan.embedded.stream_interval,
         shutdown_grace: Some(EMBEDDED_SHUTDOWN_GRACE),
@@ -318,6 +319,11 @@ async fn target_catalog(
     tls: Option<&ClientTls>,
 ) -> Result<MethodCatalog, SimulateError> {
     let protos = if args.protos.is_empty() { profile.server.protos.clone() } else { args.protos.clone() };
+    let used: &[&str] = if args.protos.is_empty() { &["protos", "import_paths"] } else { &["import_paths"] };
+    let problems = check_paths(profile, used);
+    if !problems.is_empty() {
+        return Err(problems.into());
+    }
     let pool = if protos.is_empty() {
         pool_from_reflection(address, plan.connect_timeout, tls).await.map_err(anyhow::Error::from)?
     } else {

@@ -215,16 +215,22 @@ impl ReconnectPolicy {
 
 /// Compiles `profile.load`; a profile without one gets an empty plan (no scenarios).
 pub fn compile_load(profile: &Profile) -> Result<LoadPlan, Problems> {
+    match compile_load_leniently(profile) {
+        (Some(plan), problems) if problems.is_empty() => Ok(plan),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Compiles what can be compiled of `profile.load` (fields with problems left out), with
+/// every problem, so that `validate` can go on to check the scenarios against the protos.
+pub fn compile_load_leniently(profile: &Profile) -> (Option<LoadPlan>, Problems) {
     let Some(node) = profile.load.as_ref() else {
-        return Ok(empty_plan());
+        return (Some(empty_plan()), Problems::default());
     };
     let mut reader = Reader::new(&profile.file);
     let plan = reader.load(node);
     reader.problems.0.sort_by_key(|problem| (problem.line, problem.column));
-    match plan {
-        Some(plan) => reader.problems.into_result(plan),
-        None => Err(reader.problems),
-    }
+    (plan, reader.problems)
 }
 
 /// Compiles the `load` mapping of a profile read from `file` (for tests and tools).

@@ -31,6 +31,9 @@ use crate::stub::compile::resolve_service;
 
 pub use tls::server_tls;
 
+/// The keys of `server` that hold paths.
+pub const PATH_KEYS: &[&str] = &["protos", "import_paths", "stubs"];
+
 /// The top-level sections of a profile.
 pub const SECTIONS: &[&str] = &["server", "chaos", "metrics", "load"];
 
@@ -65,6 +68,21 @@ pub struct ServerSection {
     pub shutdown_grace: Option<Duration>,
     /// `server.tls`: serve TLS with these files (checked by [`tls::server_tls`]).
     pub tls: Option<tls::TlsSection>,
+    /// Where each path above was written, to say which file was looked for when one is
+    /// missing ([`check_paths`]).
+    pub path_references: Vec<PathReference>,
+}
+
+/// A path as a profile wrote it, and what it resolved to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathReference {
+    /// As written in the profile.
+    pub written: String,
+    /// Resolved against the profile's directory.
+    pub resolved: PathBuf,
+    /// `server.protos[0]`.
+    pub field: String,
+    pub at: Position,
 }
 
 /// `server.limits`: bounds every stream is held to, whatever the chaos rules say.
@@ -113,6 +131,18 @@ pub fn load_profile(path: &Path) -> Result<Profile, Problems> {
     parse_profile(path, &text)
 }
 
+/// Reads the profile at `path` and compiles what it can, with every problem found (see
+/// `validate`, which goes on checking a profile that has mistakes).
+pub fn load_profile_leniently(path: &Path) -> (Option<Profile>, Problems) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match read_documents(path, &text) {
+            Ok(documents) => profile::compile_leniently(path, &documents),
+            Err(problems) => (None, problems),
+        },
+        Err(error) => (None, Problem::in_file(path, format!("cannot read profile: {error}")).into()),
+    }
+}
+
 /// Compiles profile text; `path` names it in problems and anchors its relative paths.
 pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Problems> {
     profile::compile(path, &read_documents(path, text)?)
@@ -131,6 +161,30 @@ pub fn is_profile(path: &Path) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Problems with the paths under `server.<key>` for each of `keys` (`protos`, `import_paths`,
+/// `stubs`) that do not exist: each names the file looked for, since paths are relative to
+/// the profile file, not to the working directory.
+pub fn check_paths(profile: &Profile, keys: &[&str]) -> Problems {
+    let mut problems = Problems::default();
+    let base = profile.file.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let checked = |reference: &&PathReference| {
+        let key = reference.field.trim_start_matches("server.");
+        let key = key.split('[').next().unwrap_or(key);
+        keys.contains(&key) && !reference.resolved.exists()
+    };
+    for reference in profile.server.path_references.iter().filter(checked) {
+        let message = format!(
+            "{}: no such file or directory: looked for {} (paths in a profile are relative to the profile file's directory, {})",
+            reference.written,
+            reference.resolved.display(),
+            base.display()
+        );
+        let at = reference.at;
+        problems.push(Problem::at(&profile.file, at.line, at.column, message).with_field(&reference.field));
+    }
+    problems
 }
 
 /// Problems with the methods `profile`'s rules name, against the loaded protos.

@@ -2,10 +2,10 @@
 //! [`super::faults`]'s. Paths are resolved against the profile's directory here, once, so
 //! nothing later needs to know where the profile was.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::reader::{Reader, join};
-use super::{MetricsSection, Profile, SECTIONS, ServerLimits, ServerSection};
+use super::{MetricsSection, PathReference, Profile, SECTIONS, ServerLimits, ServerSection};
 use super::{protocol, values};
 use crate::diagnostic::Problems;
 use crate::document::Node;
@@ -24,6 +24,16 @@ const LIMIT_FIELDS: &[&str] = &[
 
 /// Compiles the one document of a profile file.
 pub(super) fn compile(file: &Path, documents: &[Node]) -> Result<Profile, Problems> {
+    match compile_leniently(file, documents) {
+        (Some(profile), problems) if problems.is_empty() => Ok(profile),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Compiles what can be compiled of a profile file, and every problem: `validate` goes on to
+/// check the protos, stubs and methods of a profile with a mistake elsewhere, so that one run
+/// reports everything. `None` when the file is not a mapping at all.
+pub(super) fn compile_leniently(file: &Path, documents: &[Node]) -> (Option<Profile>, Problems) {
     let mut reader = Reader::new(file);
     let document = match documents {
         [document] => document,
@@ -33,15 +43,15 @@ pub(super) fn compile(file: &Path, documents: &[Node]) -> Result<Profile, Proble
                 "",
                 "the file is empty: a profile has server, chaos, metrics or load",
             );
-            return Err(reader.problems);
+            return (None, reader.problems);
         }
         [_, second, ..] => {
             reader.problem(second.at, "", "a profile is one YAML document; this file has more");
-            return Err(reader.problems);
+            return (None, reader.problems);
         }
     };
     if reader.mapping(document, "", SECTIONS).is_none() {
-        return Err(reader.problems);
+        return (None, reader.problems);
     }
     let mut method_references = Vec::new();
     let server = document.get("server").and_then(|server| reader.server(server)).unwrap_or_default();
@@ -58,21 +68,32 @@ pub(super) fn compile(file: &Path, documents: &[Node]) -> Result<Profile, Proble
     let profile = Profile { file: file.to_path_buf(), server, chaos, metrics, load, method_references };
     // In the order a reader of the file meets them.
     reader.problems.0.sort_by_key(|problem| (problem.line, problem.column));
-    reader.problems.into_result(profile)
+    (Some(profile), reader.problems)
 }
 
 impl Reader<'_> {
     fn server(&mut self, node: &Node) -> Option<ServerSection> {
         self.mapping(node, "server", SERVER_FIELDS)?;
         let limits = node.get("limits").and_then(|limits| self.limits(limits, "server.limits"));
+        let mut path_references = Vec::new();
+        let mut paths = |reader: &mut Self, key: &str| {
+            let references = reader.paths(node, "server", key);
+            let paths = references.iter().map(|reference| reference.resolved.clone()).collect();
+            path_references.extend(references);
+            paths
+        };
+        let protos = paths(self, "protos");
+        let import_paths = paths(self, "import_paths");
+        let stubs = paths(self, "stubs");
         Some(ServerSection {
             listen: self.optional(node, "server", "listen", protocol::socket_address),
-            protos: self.paths(node, "server", "protos"),
-            import_paths: self.paths(node, "server", "import_paths"),
-            stubs: self.paths(node, "server", "stubs"),
+            protos,
+            import_paths,
+            stubs,
             limits: limits.unwrap_or_default(),
             shutdown_grace: self.optional(node, "server", "shutdown_grace", values::duration),
             tls: node.get("tls").and_then(|tls| self.server_tls(tls)),
+            path_references,
         })
     }
 
@@ -95,13 +116,18 @@ impl Reader<'_> {
     }
 
     /// One path or a list of them, each resolved against the profile's directory.
-    fn paths(&mut self, map: &Node, field: &str, key: &str) -> Vec<PathBuf> {
+    fn paths(&mut self, map: &Node, field: &str, key: &str) -> Vec<PathReference> {
         let Some(node) = map.get(key) else { return Vec::new() };
         let field = join(field, key);
         let base = self.file().parent().unwrap_or(Path::new(""));
-        let resolve = |text: &str| base.join(text);
+        let resolve = |text: &str, field: &str, item: &Node| PathReference {
+            written: text.to_owned(),
+            resolved: base.join(text),
+            field: field.to_owned(),
+            at: item.at,
+        };
         if let Some(text) = node.as_str() {
-            return vec![resolve(text)];
+            return vec![resolve(text, &field, node)];
         }
         self.list(Some(node), &field, |reader, item, field| {
             let text = reader.parse(item, field, |item| {
@@ -109,7 +135,7 @@ impl Reader<'_> {
                     .map(str::to_owned)
                     .ok_or_else(|| format!("expected a path, found {}", item.kind()))
             });
-            text.map(|text| resolve(&text))
+            text.map(|text| resolve(&text, field, item))
         })
     }
 

@@ -27,6 +27,7 @@ pub struct ProfileReloader {
 impl ProfileReloader {
     /// Watches the profile until `shutdown`; returns the watching task.
     pub fn spawn(self, shutdown: CancellationToken) -> notify::Result<JoinHandle<()>> {
+        crate::telemetry::register_counter_at_zero(names::PROFILE_RELOADS, "result", names::RELOAD_RESULTS);
         let file = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
         let reloader = Arc::new(self);
         crate::watch::watch(

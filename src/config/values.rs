@@ -31,6 +31,18 @@ pub fn parse_duration_text(text: &str) -> Option<Duration> {
     humantime::parse_duration(text).ok().or_else(|| parse_go_duration(text))
 }
 
+/// Parses a command-line duration flag (`--duration 20s`); the error suggests the form the
+/// README uses, with the number given when it lacked a unit.
+pub fn duration_flag(text: &str) -> Result<Duration, String> {
+    if let Some(duration) = parse_duration_text(text) {
+        return Ok(duration);
+    }
+    match text.trim().parse::<f64>() {
+        Ok(number) => Err(format!("'{text}' has no unit: write {number}s (or e.g. {number}ms, 2m)")),
+        Err(_) => Err(format!("not a duration: '{text}' ({DURATION_HINT})")),
+    }
+}
+
 /// A duration written as text with a unit; a bare `0` is zero.
 pub fn duration(node: &Node) -> Parsed<Duration> {
     let parsed = match &node.value {
@@ -171,6 +183,13 @@ pub fn text(node: &Node) -> Parsed<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_flag_without_a_unit_suggests_seconds() {
+        assert_eq!(duration_flag("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(duration_flag("5"), Err("'5' has no unit: write 5s (or e.g. 5ms, 2m)".to_owned()));
+        assert!(duration_flag("soon").unwrap_err().contains("write e.g. 500ms, 30s"));
+    }
 
     #[test]
     fn durations_in_humantime_and_go_syntax() {

@@ -31,6 +31,9 @@ pub use thresholds::{ThresholdOutcome, ThresholdsReport};
 pub struct Report {
     /// Seconds during which calls were started.
     pub duration_s: f64,
+    /// How long the load was driven: the duration asked for, or until the run stopped early
+    /// (a call limit, a signal); `duration_s` adds the final drain.
+    pub load_duration_s: f64,
     /// A signal stopped the run early; everything up to then is counted.
     pub interrupted: bool,
     /// `embedded (127.0.0.1:PORT)` or the target address.
@@ -114,7 +117,9 @@ impl Percentiles {
     }
 }
 
-/// One scenario's share.
+/// One scenario's share, with every per-call measure of its own: scenarios differ in
+/// call kind and reconnect policy, so a merged figure (a backoff of 1 s beside one of
+/// 100 ms) describes neither.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
     pub method: String,
@@ -129,6 +134,9 @@ pub struct ScenarioReport {
     pub latency_ms: Percentiles,
     pub time_to_first_message_ms: Percentiles,
     pub recovery_ms: Percentiles,
+    pub backoff_ms: Percentiles,
+    pub stream_duration_ms: Percentiles,
+    pub message_age_ms: Percentiles,
 }
 
 /// What a report is built from.
@@ -136,6 +144,8 @@ pub struct ReportInputs<'a> {
     pub scenarios: &'a [std::sync::Arc<Scenario>],
     pub stats: &'a [ScenarioStats],
     pub elapsed: Duration,
+    /// The duration the run was asked to last.
+    pub planned: Duration,
     /// Whether a signal stopped the run early.
     pub interrupted: bool,
     pub target: String,
@@ -210,11 +220,15 @@ impl Report {
                 latency_ms: Percentiles::of(stats.histogram(Sample::Latency)),
                 time_to_first_message_ms: Percentiles::of(stats.histogram(Sample::TimeToFirstMessage)),
                 recovery_ms: Percentiles::of(stats.histogram(Sample::Recovery)),
+                backoff_ms: Percentiles::of(stats.histogram(Sample::Backoff)),
+                stream_duration_ms: Percentiles::of(stats.histogram(Sample::StreamDuration)),
+                message_age_ms: Percentiles::of(stats.histogram(Sample::Age)),
             })
             .collect();
         let thresholds = thresholds::evaluate(inputs.thresholds, &total, inputs.elapsed);
         Self {
             duration_s: inputs.elapsed.as_secs_f64(),
+            load_duration_s: inputs.planned.min(inputs.elapsed).as_secs_f64(),
             interrupted: inputs.interrupted,
             target: inputs.target,
             seed: inputs.seed,

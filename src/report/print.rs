@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::reconcile::by_kind;
-use super::{Percentiles, Report, ThresholdOutcome};
+use super::{Percentiles, Report, ScenarioReport, ThresholdOutcome};
 
 fn row(out: &mut String, name: &str, p: &Percentiles) {
     if p.count == 0 {
@@ -41,6 +41,69 @@ fn verdict(result: &ThresholdOutcome) -> String {
     }
 }
 
+const LATENCY_HEADER: &str =
+    "latency (ms)                     p50       p90       p99     p99.9       max     count";
+
+/// The per-call measures of a run or of one scenario, in the order they are printed.
+struct Measures<'a> {
+    rows: [(&'static str, &'a Percentiles); 6],
+}
+
+impl<'a> Measures<'a> {
+    fn of_report(report: &'a Report) -> Self {
+        Self {
+            rows: [
+                ("per message", &report.latency_ms),
+                ("time to first message", &report.time_to_first_message_ms),
+                ("time to recover", &report.recovery_ms),
+                ("reconnect backoff", &report.backoff_ms),
+                ("stream duration", &report.stream_duration_ms),
+                ("message age", &report.message_age_ms),
+            ],
+        }
+    }
+
+    fn of_scenario(scenario: &'a ScenarioReport) -> Self {
+        Self {
+            rows: [
+                ("per message", &scenario.latency_ms),
+                ("time to first message", &scenario.time_to_first_message_ms),
+                ("time to recover", &scenario.recovery_ms),
+                ("reconnect backoff", &scenario.backoff_ms),
+                ("stream duration", &scenario.stream_duration_ms),
+                ("message age", &scenario.message_age_ms),
+            ],
+        }
+    }
+}
+
+fn measures(out: &mut String, measures: &Measures<'_>) {
+    for (name, percentiles) in &measures.rows {
+        row(out, name, percentiles);
+    }
+}
+
+/// Each scenario's counts and every per-call measure, since scenarios differ in call kind and
+/// reconnect policy and the totals above mix them.
+fn scenarios(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "\nby scenario");
+    for scenario in &report.scenarios {
+        let _ = writeln!(
+            out,
+            "\n{} ({}, {} slots): {} opened, {} failed, {} received, {} reconnects",
+            scenario.method,
+            scenario.kind.replace('_', " "),
+            scenario.slots,
+            scenario.streams.opened,
+            scenario.streams.failed,
+            scenario.messages.received,
+            scenario.reconnects
+        );
+        let _ = writeln!(out, "{LATENCY_HEADER}");
+        measures(out, &Measures::of_scenario(scenario));
+    }
+}
+
 /// The whole summary.
 pub fn summary(report: &Report) -> String {
     let mut out = String::new();
@@ -73,36 +136,10 @@ pub fn summary(report: &Report) -> String {
         "messages  {} sent ({} unread by the server), {} received ({:.1}/s), {} missed by sequence",
         messages.sent, messages.unread_by_server, messages.received, messages.per_second, messages.missed
     );
-    let _ = writeln!(
-        out,
-        "\nlatency (ms)               {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "p50", "p90", "p99", "p99.9", "max", "count"
-    );
-    row(&mut out, "per message", &report.latency_ms);
-    row(&mut out, "time to first message", &report.time_to_first_message_ms);
-    row(&mut out, "time to recover", &report.recovery_ms);
-    row(&mut out, "reconnect backoff", &report.backoff_ms);
-    row(&mut out, "stream duration", &report.stream_duration_ms);
-    row(&mut out, "message age", &report.message_age_ms);
+    let _ = writeln!(out, "\n{LATENCY_HEADER}");
+    measures(&mut out, &Measures::of_report(report));
     if report.scenarios.len() > 1 {
-        let _ = writeln!(
-            out,
-            "\n{:<38} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7}",
-            "by scenario", "slots", "opened", "failed", "received", "p50 ms", "p99 ms"
-        );
-        for scenario in &report.scenarios {
-            let _ = writeln!(
-                out,
-                "  {:<36} {:>6} {:>9} {:>9} {:>9} {:>7.1} {:>7.1}",
-                scenario.method,
-                scenario.slots,
-                scenario.streams.opened,
-                scenario.streams.failed,
-                scenario.messages.received,
-                scenario.latency_ms.p50,
-                scenario.latency_ms.p99
-            );
-        }
+        scenarios(&mut out, report);
     }
     let _ = writeln!(out, "\nreconnects {}", report.reconnects);
     let errors: Vec<String> = report.errors.iter().map(|(code, count)| format!("{code} {count}")).collect();

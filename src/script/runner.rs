@@ -324,7 +324,7 @@ impl Player {
     }
 
     /// A rendered value as a message of the output type: JSON objects (or text holding one)
-    /// as they are; other text fills the first string field.
+    /// as they are; other text fills the message's body field ([`text_field`]).
     fn to_message(&self, value: Json, line: usize) -> Result<OutboundMessage, Status> {
         let json = match value {
             Json::Object(_) => value,
@@ -340,7 +340,7 @@ impl Player {
     }
 
     fn text_message(&self, text: Json, line: usize) -> Result<Json, Status> {
-        let field = first_string_field(&self.output).ok_or_else(|| {
+        let field = text_field(&self.output).ok_or_else(|| {
             self.failure(
                 line,
                 &format!("{} has no string field for a text response", self.output.full_name()),
@@ -355,10 +355,18 @@ impl Player {
     }
 }
 
-/// The first singular string field of a message type, which plain-text responses fill.
-pub fn first_string_field(message: &MessageDescriptor) -> Option<String> {
-    message
-        .fields()
-        .find(|field| matches!(field.kind(), Kind::String) && !field.is_list())
-        .map(|f| f.name().to_owned())
+/// Names of the field a plain-text response fills, in order of preference: what a message
+/// body is usually called.
+pub const TEXT_FIELD_NAMES: &[&str] = &["content", "message", "text", "body"];
+
+/// The singular string field plain-text responses fill: the first of [`TEXT_FIELD_NAMES`] the
+/// message type has, else its first singular string field.
+pub fn text_field(message: &MessageDescriptor) -> Option<String> {
+    let strings: Vec<_> =
+        message.fields().filter(|field| matches!(field.kind(), Kind::String) && !field.is_list()).collect();
+    TEXT_FIELD_NAMES
+        .iter()
+        .find_map(|name| strings.iter().find(|field| field.name() == *name))
+        .or(strings.first())
+        .map(|field| field.name().to_owned())
 }

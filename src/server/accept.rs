@@ -80,7 +80,22 @@ impl From<Stall> for CloseReason {
     }
 }
 
+/// Every `reason` label value, registered at zero when the server binds.
+pub(super) const CLOSE_REASONS: &[&str] = &[
+    "client",
+    "error",
+    "shutdown",
+    "goaway",
+    "max_age",
+    "tcp_reset",
+    "blackhole",
+    "tls_error",
+    "handshake_timeout",
+    "frame_timeout",
+];
+
 impl CloseReason {
+    /// The `reason` label, one of [`CLOSE_REASONS`].
     fn name(self) -> &'static str {
         match self {
             Self::Client => "client",

@@ -163,8 +163,10 @@ pub enum ServerError {
     BuiltinDescriptors(#[from] prost_reflect::DescriptorError),
     #[error("cannot build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("cannot listen on {addr}: {source} (choose another address with --listen)")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The OS error is part of the message and not a `source`, so a printed error chain
+    /// names it once.
+    #[error("cannot listen on {addr}: {reason} (choose another address with --listen)")]
+    Bind { addr: SocketAddr, reason: std::io::Error },
 }
 
 /// Shared views of a running server, for tests, admin endpoints and the embedded simulator.
@@ -192,7 +194,7 @@ pub struct BoundServer {
 impl BoundServer {
     /// Compiles the catalog, reflection and health for `pool`, and binds the listener.
     pub async fn bind(mut pool: DescriptorPool, settings: ServerSettings) -> Result<Self, ServerError> {
-        let responder = Arc::new(DefaultResponder::new(settings.default_response.clone()));
+        let responder = Arc::new(DefaultResponder::seeded(settings.default_response.clone(), settings.seed));
         Self::bind_with(&mut pool, settings, responder).await
     }
 
@@ -207,6 +209,11 @@ impl BoundServer {
             return Err(ServerError::NoServices);
         }
         introspection::add_builtin_descriptors(pool)?;
+        crate::telemetry::register_counter_at_zero(
+            crate::telemetry::names::CONNECTIONS_CLOSED,
+            "reason",
+            accept::CLOSE_REASONS,
+        );
         let (reflection_v1, reflection_v1alpha) = introspection::reflection_services(pool)?;
         let (health, health_service) = introspection::health_service(catalog.services()).await;
 
@@ -221,9 +228,9 @@ impl BoundServer {
 
         let listener = TcpListener::bind(settings.listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+            .map_err(|reason| ServerError::Bind { addr: settings.listen, reason })?;
         let local_addr =
-            listener.local_addr().map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+            listener.local_addr().map_err(|reason| ServerError::Bind { addr: settings.listen, reason })?;
         let acceptor = accept::Acceptor {
             listener,
             registry: connections.clone(),

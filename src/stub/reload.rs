@@ -26,6 +26,7 @@ pub struct StubReloader {
 impl StubReloader {
     /// Watches the stub paths until `shutdown`; returns the watching task.
     pub fn spawn(self, shutdown: CancellationToken) -> notify::Result<tokio::task::JoinHandle<()>> {
+        crate::telemetry::register_counter_at_zero(names::STUB_RELOADS, "result", names::RELOAD_RESULTS);
         let paths = self.paths.clone();
         let reloader = Arc::new(self);
         crate::watch::watch(

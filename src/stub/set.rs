@@ -173,8 +173,8 @@ impl MethodStubs {
             .collect()
     }
 
-    /// Why no stub matched inbound message `index`: the closest stub and the fields that
-    /// differed, for the `NOT_FOUND` message.
+    /// Why no stub matched inbound message `index` (0-based; the text counts from 1, as
+    /// people do): the closest stub and the fields that differed, for the `NOT_FOUND` message.
     pub fn explain_miss(&self, metadata: &MetadataMap, index: usize, message: &DynamicMessage) -> String {
         let request = crate::proto::json::message_to_json(
             message,
@@ -185,7 +185,7 @@ impl MethodStubs {
         .unwrap_or_default();
         let method = &self.stubs[0].method;
         let mut text =
-            format!("no stub matched {}/{} message {index}: {request}", method.service, method.method);
+            format!("no stub matched {}/{} message {}: {request}", method.service, method.method, index + 1);
         let closest = self
             .stubs
             .iter()

@@ -19,18 +19,22 @@ use crate::chaos::tally::NO_CODE_LABEL;
 use crate::chaos::{ChaosEngine, FaultPlan};
 use crate::proto::status::code_name;
 
-/// Sets the phase and on/off gauges from the engine's state (called at each scrape).
-pub fn record_chaos_state(chaos: &ChaosEngine) {
+/// Sets the phase and on/off gauges from the engine's state (called at each scrape); without
+/// an engine, no phase is in force and chaos is off.
+pub fn record_chaos_state(chaos: Option<&ChaosEngine>) {
+    let Some(chaos) = chaos else {
+        metrics::gauge!(names::CHAOS_PHASE, "phase" => names::NO_PHASE).set(1.0);
+        metrics::gauge!(names::CHAOS_ENABLED).set(0.0);
+        return;
+    };
     let plan = chaos.plan();
     let current = chaos.current_phase(&plan);
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
     for (index, phase) in plan.phases.iter().enumerate() {
-        metrics::gauge!(names::CHAOS_PHASE, "phase" => phase.name.clone()).set(if current == Some(index) {
-            1.0
-        } else {
-            0.0
-        });
+        metrics::gauge!(names::CHAOS_PHASE, "phase" => phase.name.clone()).set(flag(current == Some(index)));
     }
-    metrics::gauge!(names::CHAOS_ENABLED).set(if chaos.enabled() { 1.0 } else { 0.0 });
+    metrics::gauge!(names::CHAOS_PHASE, "phase" => names::NO_PHASE).set(flag(current.is_none()));
+    metrics::gauge!(names::CHAOS_ENABLED).set(flag(chaos.enabled()));
 }
 
 pub fn handle(state: &TelemetryState, method: &Method, path: &str) -> Response<Full<Bytes>> {

@@ -24,12 +24,13 @@ use crate::server::ServerHandle;
 /// Why the telemetry listener could not start.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot serve metrics on {addr}: {source} (set --metrics-listen or metrics.listen to a free address, \
+    "cannot serve metrics on {addr}: {reason} (set --metrics-listen or metrics.listen to a free address, \
      e.g. 127.0.0.1:0 for any free port)"
 )]
 pub struct BindError {
     pub addr: SocketAddr,
-    pub source: std::io::Error,
+    /// Part of the message rather than a `source`, so a printed error chain names it once.
+    pub reason: std::io::Error,
 }
 
 /// What the endpoint shows and may change.
@@ -52,8 +53,8 @@ pub struct TelemetryEndpoint {
 
 impl TelemetryEndpoint {
     pub async fn bind(addr: SocketAddr, state: TelemetryState) -> Result<Self, BindError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| BindError { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|reason| BindError { addr, reason })?;
+        let local_addr = listener.local_addr().map_err(|reason| BindError { addr, reason })?;
         Ok(Self { listener, local_addr, state: Arc::new(state) })
     }
 
@@ -119,8 +120,9 @@ fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<Full<By
     let path = request.uri().path();
     match (request.method(), path) {
         (&Method::GET, "/metrics") => {
-            if let Some(chaos) = &state.chaos {
-                admin::record_chaos_state(chaos);
+            // Only a serving process has chaos state to show (not a load client alone).
+            if state.server.is_some() {
+                admin::record_chaos_state(state.chaos.as_deref());
             }
             process::record_process_state();
             let mut text = state.prometheus.render();

@@ -14,3 +14,12 @@ pub mod process;
 
 pub use endpoint::{BindError, TelemetryEndpoint, TelemetryState};
 pub use exporter::install_recorder;
+
+/// Registers the counter `name` at zero for each of `values` of `label`, as the Prometheus
+/// instrumentation guidelines ask: a dashboard then shows 0 for what has not happened yet
+/// instead of "No data".
+pub fn register_counter_at_zero(name: &'static str, label: &'static str, values: &[&'static str]) {
+    for value in values {
+        metrics::counter!(name, label => *value).increment(0);
+    }
+}

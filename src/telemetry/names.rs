@@ -38,6 +38,11 @@ pub const CHAOS_ENABLED: &str = "streamstorm_chaos_enabled";
 pub const PROFILE_RELOADS: &str = "streamstorm_profile_reloads_total";
 /// Label: result (`ok`, `error`).
 pub const STUB_RELOADS: &str = "streamstorm_stub_reloads_total";
+/// The `result` label values of the reload counters.
+pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
+/// The `phase` label of [`CHAOS_PHASE`] when no phase of a timeline is in force (the profile
+/// has none, or no chaos runs): 1 then, so the panel says so rather than "No data".
+pub const NO_PHASE: &str = "none";
 
 // The process itself, refreshed at each scrape, for spotting leaks from outside.
 /// Tasks alive on the async runtime (connections, streams, timers, listeners).

@@ -33,12 +33,15 @@ chaos:
       disconnect: { rate: 100%, after_messages: 2, mode: reset_stream }
     - match: { method: gripmock.chat.ChatService/Chat }
       disconnect: { rate: 100%, after_messages: 1, mode: goaway, grace: 50ms }
-  phases:
-    - { name: steady, duration: 1500ms }
-    - { name: outage, duration: 500ms, abort: { rate: 100%, code: UNAVAILABLE } }
-  connections: { max_age: 2s, max_age_grace: 200ms }
+PHASES  connections: { max_age: 2s, max_age_grace: 200ms }
 metrics:
   per_stream: { max_streams: 4 }
+"#;
+
+/// The phase timeline of [`PROFILE`], unless the server is started without one.
+const PHASES: &str = r#"  phases:
+    - { name: steady, duration: 1500ms }
+    - { name: outage, duration: 500ms, abort: { rate: 100%, code: UNAVAILABLE } }
 "#;
 
 /// The answer to UploadFile (the one method without faults), in a stub file.
@@ -55,17 +58,28 @@ pub struct ChaosServer {
     pub pool: DescriptorPool,
     profile: PathBuf,
     stub: PathBuf,
+    /// Whether the profile has the phase timeline.
+    phases: bool,
     _dir: tempfile::TempDir,
 }
 
 impl ChaosServer {
     pub async fn start() -> Self {
+        Self::launch(true).await
+    }
+
+    /// The same server with no phase timeline in its profile.
+    pub async fn start_without_phases() -> Self {
+        Self::launch(false).await
+    }
+
+    async fn launch(phases: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stubs = dir.path().join("stubs");
         std::fs::create_dir(&stubs).unwrap();
         let profile = dir.path().join("profile.yaml");
         let stub = stubs.join("upload.yaml");
-        write_profile(&profile, &stubs, 11);
+        write_profile(&profile, &stubs, 11, phases);
         std::fs::write(&stub, STUB.replace("FILE_ID", "file-1")).unwrap();
         let process = spawn_serve_process(
             &[
@@ -79,12 +93,12 @@ impl ChaosServer {
             &[],
         )
         .await;
-        Self { process, pool: super::example_pool(), profile, stub, _dir: dir }
+        Self { process, pool: super::example_pool(), profile, stub, phases, _dir: dir }
     }
 
     /// Edits the profile (a new seed) and the stub (a new answer); `edit` numbers the edit.
     pub fn edit_inputs(&self, edit: u64) {
-        write_profile(&self.profile, self.stub.parent().unwrap(), 12 + edit);
+        write_profile(&self.profile, self.stub.parent().unwrap(), 12 + edit, self.phases);
         std::fs::write(&self.stub, STUB.replace("FILE_ID", &format!("file-{}", edit + 1))).unwrap();
     }
 
@@ -120,8 +134,9 @@ impl ChaosServer {
     }
 }
 
-fn write_profile(path: &std::path::Path, stubs: &std::path::Path, seed: u64) {
+fn write_profile(path: &std::path::Path, stubs: &std::path::Path, seed: u64, phases: bool) {
     let text = PROFILE
+        .replace("PHASES", if phases { PHASES } else { "" })
         .replace("PROTOS", path_str(&repo_root().join("protos")))
         .replace("STUBS", path_str(stubs))
         .replace("SEED", &seed.to_string());
