@@ -135,19 +135,25 @@ impl Responder for DefaultResponder {
     }
 }
 
-/// `count` replies, the first at once and each later one `interval` after the last; the
+/// `count` replies, the first at once and each later one `interval` after the one before was
+/// due (an absolute schedule: a late timer does not push back the replies after it); the
 /// stream ends early when the client cancels (the server drops it).
 fn paced(
     replies: Replies,
     count: u32,
     interval: Duration,
 ) -> impl futures::Stream<Item = Result<OutboundMessage, Status>> + Send {
+    let start = tokio::time::Instant::now();
     futures::stream::unfold((replies, 0u32), move |(mut replies, sent)| async move {
         if sent == count {
             return None;
         }
         if sent > 0 && !interval.is_zero() {
-            tokio::time::sleep(interval).await;
+            match start.checked_add(interval.saturating_mul(sent)) {
+                Some(due) => tokio::time::sleep_until(due).await,
+                // Due beyond the clock's range: never.
+                None => std::future::pending().await,
+            }
         }
         Some((Ok(replies.next_message()), (replies, sent + 1)))
     })
