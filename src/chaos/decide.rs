@@ -153,6 +153,8 @@ impl std::fmt::Debug for ChaosEngine {
 
 impl ChaosEngine {
     pub fn new(plan: FaultPlan) -> Self {
+        let tally = Arc::<FaultTally>::default();
+        tally.register(&plan);
         Self {
             base: Mutex::new(plan.base.clone()),
             plan: ArcSwap::from_pointee(plan),
@@ -161,7 +163,7 @@ impl ChaosEngine {
             pinned_phase: Mutex::new(None),
             call_limiters: Mutex::new(HashMap::new()),
             server_limiter: Mutex::new(None),
-            tally: Arc::default(),
+            tally,
         }
     }
 
@@ -178,6 +180,7 @@ impl ChaosEngine {
     /// Sets the base layer (the stream limits) of this plan and of every plan swapped in later.
     pub fn set_base(&self, base: Faults) {
         let plan = FaultPlan { base: base.clone(), ..(*self.plan()).clone() };
+        self.tally.register(&plan);
         *self.base.lock().unwrap_or_else(|p| p.into_inner()) = base;
         self.plan.store(Arc::new(plan));
     }
@@ -186,7 +189,9 @@ impl ChaosEngine {
     /// the engine's base layer.
     pub fn replace(&self, plan: FaultPlan) {
         let base = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        self.plan.store(Arc::new(FaultPlan { base, ..plan }));
+        let plan = FaultPlan { base, ..plan };
+        self.tally.register(&plan);
+        self.plan.store(Arc::new(plan));
         self.call_limiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.server_limiter.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) = None;

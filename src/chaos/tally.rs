@@ -11,7 +11,7 @@ use metrics::{Counter, Histogram};
 use tonic::Code;
 use tracing::debug;
 
-use super::plan::DisconnectMode;
+use super::plan::{DisconnectMode, FaultPlan, Faults};
 use crate::proto::status::{CODE_COUNT, code_name};
 use crate::telemetry::names;
 
@@ -109,7 +109,8 @@ pub struct FaultCount {
 /// Faults injected so far, by kind and code.
 pub struct FaultTally {
     counts: [[AtomicU64; CODE_SLOTS]; FaultKind::ALL.len()],
-    /// Prometheus counters, registered on first use so only observed series appear.
+    /// Prometheus counters: registered at zero for what the plan can inject ([`FaultTally::register`]),
+    /// otherwise on first use, so the series are bounded by the plan and what happened.
     counters: [[OnceLock<Counter>; CODE_SLOTS]; FaultKind::ALL.len()],
     injected_latency: OnceLock<Histogram>,
     /// How late delayed or paced messages went out against their schedule.
@@ -150,15 +151,38 @@ impl FaultTally {
     pub fn record(&self, kind: FaultKind, code: Option<Code>, stream_id: u64) {
         let slot = code.map_or(NO_CODE, |code| code as usize);
         self.counts[kind as usize][slot].fetch_add(1, Ordering::Relaxed);
-        self.counters[kind as usize][slot]
-            .get_or_init(|| {
-                let code = code.map_or(NO_CODE_LABEL, code_name);
-                metrics::counter!(names::FAULTS_INJECTED, "kind" => kind.name(), "code" => code)
-            })
-            .increment(1);
+        self.counter(kind, slot, code).increment(1);
         if kind != FaultKind::Latency {
             debug!(stream_id, kind = kind.name(), code = code.map(code_name), "Injected fault.");
         }
+    }
+
+    /// Registers at zero the `faults_injected_total` series `plan` can produce, so dashboards
+    /// show 0 rather than no data before the first fault of each kind.
+    pub fn register(&self, plan: &FaultPlan) {
+        let layers =
+            plan.rules.iter().map(|rule| &rule.faults).chain(plan.phases.iter().map(|phase| &phase.faults));
+        for faults in layers.chain([&plan.base]) {
+            for (kind, code) in series(faults) {
+                let slot = code.map_or(NO_CODE, |code| code as usize);
+                self.counter(kind, slot, code);
+            }
+        }
+        let connections = &plan.connections;
+        if connections.max_age.is_some() {
+            self.counter(FaultKind::MaxAge, NO_CODE, None);
+        }
+        if connections.calls_per_second.is_some() {
+            let code = Code::ResourceExhausted;
+            self.counter(FaultKind::RateLimited, code as usize, Some(code));
+        }
+    }
+
+    fn counter(&self, kind: FaultKind, slot: usize, code: Option<Code>) -> &Counter {
+        self.counters[kind as usize][slot].get_or_init(|| {
+            let code = code.map_or(NO_CODE_LABEL, code_name);
+            metrics::counter!(names::FAULTS_INJECTED, "kind" => kind.name(), "code" => code)
+        })
     }
 
     /// Counts a message delayed by `delay`.
@@ -208,6 +232,37 @@ impl FaultTally {
     pub fn total(&self, kind: FaultKind) -> u64 {
         self.counts[kind as usize].iter().map(|count| count.load(Ordering::Relaxed)).sum()
     }
+}
+
+/// The (kind, code) series one layer of a plan can count.
+fn series(faults: &Faults) -> Vec<(FaultKind, Option<Code>)> {
+    let mut series = Vec::new();
+    let codes = |codes: &super::plan::Codes| codes.0.iter().map(|(code, _)| Some(*code)).collect::<Vec<_>>();
+    if let Some(abort) = &faults.abort {
+        series.extend(codes(&abort.codes).into_iter().map(|code| (FaultKind::Abort, code)));
+    }
+    if let Some(fail) = &faults.fail {
+        series.extend(codes(&fail.codes).into_iter().map(|code| (FaultKind::Fail, code)));
+    }
+    if let Some(disconnect) = &faults.disconnect {
+        series.push((FaultKind::from(disconnect.mode), None));
+    }
+    if let Some(cap) = faults.message_cap {
+        series.push((FaultKind::Cap, (cap.code != Code::Ok).then_some(cap.code)));
+    }
+    if faults.inbound_cap.is_some() {
+        series.push((FaultKind::InboundCap, Some(Code::ResourceExhausted)));
+    }
+    if let Some(timeout) = faults.stream_timeout {
+        series.push((FaultKind::Timeout, Some(timeout.code)));
+    }
+    if faults.rate_limit.is_some_and(|limit| limit.calls_per_second.is_some()) {
+        series.push((FaultKind::RateLimited, Some(Code::ResourceExhausted)));
+    }
+    if faults.latency.is_some() {
+        series.push((FaultKind::Latency, None));
+    }
+    series
 }
 
 #[cfg(test)]

@@ -102,16 +102,16 @@ pub fn drive<T: Send + 'static>(
         let mut sent: u64 = 0;
         loop {
             if matches!(faults.fail, Some((Trigger::AfterMessages(count), _)) if count == sent) {
-                settle(&faults, &targets, sent).await;
+                settle(&faults, &targets, sent, &mut messages).await;
                 Err(fail(&mut faults, &targets))?;
             }
             if matches!(faults.disconnect, Some((Trigger::AfterMessages(count), _)) if count == sent) {
-                disconnect(&mut faults, &targets, sent).await;
+                disconnect(&mut faults, &targets, sent, &mut messages).await;
             }
             if let Some(cap) = faults.message_cap.filter(|cap| cap.max == sent) {
                 let code = (cap.code != Code::Ok).then_some(cap.code);
                 if cap.code != Code::Ok {
-                    settle(&faults, &targets, sent).await;
+                    settle(&faults, &targets, sent, &mut messages).await;
                 }
                 targets.tally.record(FaultKind::Cap, code, targets.stream_id);
                 if cap.code != Code::Ok {
@@ -136,11 +136,11 @@ pub fn drive<T: Send + 'static>(
                 Event::Message(Some(message), arrived) => (message?, arrived),
                 Event::Timeout => Err(timed_out(&faults, &targets))?,
                 Event::Fail => {
-                    settle(&faults, &targets, sent).await;
+                    settle(&faults, &targets, sent, &mut messages).await;
                     Err(fail(&mut faults, &targets))?
                 }
                 Event::Disconnect => {
-                    disconnect(&mut faults, &targets, sent).await;
+                    disconnect(&mut faults, &targets, sent, &mut messages).await;
                     continue;
                 }
             };
@@ -188,20 +188,45 @@ fn fail(faults: &mut StreamFaults, targets: &DriverTargets) -> Status {
 /// for the connection to deliver them, then lingers. Client libraries hand a non-OK status to
 /// the application as soon as it arrives, dropping messages not yet read (grpc-js does, even
 /// for a status in trailers, which HTTP/2 delivers after the messages).
-async fn settle(faults: &StreamFaults, targets: &DriverTargets, sent: u64) {
-    if sent > 0 && !faults.cut_linger.is_zero() {
+///
+/// Meanwhile the responder keeps running, its messages discarded: it goes on reading what the
+/// client sends, so a message sent during the wait is read and counted rather than lost to the
+/// cut unseen.
+async fn settle<T>(
+    faults: &StreamFaults,
+    targets: &DriverTargets,
+    sent: u64,
+    messages: &mut BoxStream<'static, Result<T, Status>>,
+) {
+    if sent == 0 || faults.cut_linger.is_zero() {
+        return;
+    }
+    let wait = async {
         targets.connection.delivered().await;
         tokio::time::sleep(faults.cut_linger).await;
+    };
+    let discard = async {
+        while messages.next().await.is_some() {}
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = wait => {}
+        _ = discard => {}
     }
 }
 
 /// Carries out the drawn disconnect once the `sent` messages before it have been delivered.
 /// Returns only for GOAWAY with a grace period, under which the stream carries on until the
 /// connection closes.
-async fn disconnect(faults: &mut StreamFaults, targets: &DriverTargets, sent: u64) {
+async fn disconnect<T>(
+    faults: &mut StreamFaults,
+    targets: &DriverTargets,
+    sent: u64,
+    messages: &mut BoxStream<'static, Result<T, Status>>,
+) {
     let Some((_, mode)) = faults.disconnect.take() else { return };
     if discards_in_flight(mode) {
-        settle(faults, targets, sent).await;
+        settle(faults, targets, sent, messages).await;
     }
     targets.tally.record(FaultKind::from(mode), None, targets.stream_id);
     match mode {
