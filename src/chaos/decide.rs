@@ -133,8 +133,6 @@ impl StreamFaults {
 /// the on/off switch, and call rate limiters.
 pub struct ChaosEngine {
     plan: ArcSwap<FaultPlan>,
-    /// The base layer every plan swapped in keeps (the stream limits are set once, at start).
-    base: Mutex<Faults>,
     started: Instant,
     enabled: AtomicBool,
     /// A phase chosen by hand (admin endpoint) instead of the clock.
@@ -156,7 +154,6 @@ impl ChaosEngine {
         let tally = Arc::<FaultTally>::default();
         tally.register(&plan);
         Self {
-            base: Mutex::new(plan.base.clone()),
             plan: ArcSwap::from_pointee(plan),
             started: Instant::now(),
             enabled: AtomicBool::new(true),
@@ -179,17 +176,15 @@ impl ChaosEngine {
 
     /// Sets the base layer (the stream limits) of this plan and of every plan swapped in later.
     pub fn set_base(&self, base: Faults) {
-        let plan = FaultPlan { base: base.clone(), ..(*self.plan()).clone() };
+        let plan = FaultPlan { base, ..(*self.plan()).clone() };
         self.tally.register(&plan);
-        *self.base.lock().unwrap_or_else(|p| p.into_inner()) = base;
         self.plan.store(Arc::new(plan));
     }
 
     /// Swaps in a new plan for new streams; streams already running keep theirs. The plan keeps
     /// the engine's base layer.
     pub fn replace(&self, plan: FaultPlan) {
-        let base = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let plan = FaultPlan { base, ..plan };
+        let plan = FaultPlan { base: self.plan().base.clone(), ..plan };
         self.tally.register(&plan);
         self.plan.store(Arc::new(plan));
         self.call_limiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
