@@ -25,6 +25,9 @@
 //!   faults drawn for each stream, sampling, and the tally of what was injected.
 //! - [`driver`]: applies — one stream driver carries out a stream's drawn faults on any
 //!   outbound stream (delays on an absolute schedule, cuts after delivery, caps, timeouts).
+//! - [`judge`]: how each client under test copes — reconnect delays, backoff, hot loops,
+//!   `RetryInfo`, recovery, resume positions, dead-peer detection — and verdicts against the
+//!   profile's `expect` section.
 //! - [`telemetry`]: Prometheus metrics (names, recording, exporter) and the HTTP listener
 //!   for `/metrics`, `/streams` and the admin endpoint.
 //! - [`config`]: profiles — the server's inputs and limits, the chaos plan, metrics and load —
@@ -43,6 +46,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod document;
 pub mod driver;
+pub mod judge;
 pub mod proto;
 pub mod report;
 pub mod script;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::{Args, ValueEnum};
 use tokio::task::JoinHandle;
@@ -18,6 +19,7 @@ use crate::chaos::{ChaosEngine, FaultKind, FaultPlan};
 use crate::config::reload::ProfileReloader;
 use crate::config::{Profile, check_methods, check_paths, load_profile, server_tls};
 use crate::diagnostic::{Problem, Problems};
+use crate::judge::JudgeSettings;
 use crate::proto::{MethodCatalog, load_pool};
 use crate::server::introspection::{BUILTIN_SERVICE_PREFIXES, add_builtin_descriptors};
 use crate::server::{
@@ -29,7 +31,7 @@ use crate::stub::{StubResponder, load_stubs};
 use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
 use crate::tls::TlsFile;
 
-use super::{cancel_on_signal, report_problems};
+use super::{EXIT_THRESHOLDS_FAILED, cancel_on_signal, report_problems};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -87,6 +89,14 @@ pub struct ServeArgs {
     /// Require client certificates issued by these CA certificates (PEM): mutual TLS.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Stop by itself after this long (e.g. 5m), then judge the clients under test against
+    /// the profile's `expect` section: exit 1 when one fails.
+    #[arg(long, value_parser = crate::config::values::duration_flag)]
+    pub duration: Option<Duration>,
+    /// When the run ends (its --duration, or SIGINT/SIGTERM), write the clients' figures and
+    /// verdicts here as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
 }
 
 /// `--default-stream-messages` when not given: a stream that ends when the client cancels.
@@ -122,6 +132,8 @@ impl Default for ServeArgs {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            duration: None,
+            report: None,
         }
     }
 }
@@ -189,6 +201,7 @@ impl ServeArgs {
                 .and_then(|profile| profile.metrics.per_stream_max_streams)
                 .unwrap_or(0),
             tls: self.tls(profile)?,
+            judging: profile.map(judging).unwrap_or_default(),
         })
     }
 
@@ -224,6 +237,15 @@ pub enum AssembleError {
 impl From<Problems> for AssembleError {
     fn from(problems: Problems) -> Self {
         Self::Invalid(problems)
+    }
+}
+
+/// What the profile says of the clients under test.
+pub fn judging(profile: &Profile) -> JudgeSettings {
+    JudgeSettings {
+        clients: profile.clients.clone(),
+        expect: profile.expect.clone(),
+        max_client_series: profile.metrics.per_client_max_clients.unwrap_or(0),
     }
 }
 
@@ -409,8 +431,34 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
+    let judged =
+        args.duration.is_some() || args.report.is_some() || !handle.judge.settings().expect.is_empty();
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let signalled = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(signalled.clone()));
+    let stop = shutdown.clone();
+    let until_signal = signalled.clone();
+    let duration = args.duration;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = until_signal.cancelled() => {}
+            _ = crate::driver::sleep_until(duration.map(|duration| tokio::time::Instant::now() + duration)) => {
+                info!("Run duration reached; judging the clients under test.");
+            }
+        }
+        stop.cancel();
+    });
     assembled.run(shutdown).await?;
-    Ok(ExitCode::SUCCESS)
+    if !judged {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = handle.judge.report(signalled.is_cancelled(), false);
+    print!("{}", report.describe());
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(if report.expectations.passed { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })
 }

@@ -8,6 +8,7 @@
 //! protos (do the methods its rules name exist?) is [`check_methods`], called once they are
 //! loaded; the `load` section is kept as written and compiled by [`load::compile_load`].
 
+pub mod clients;
 mod details;
 mod draws;
 mod faults;
@@ -35,7 +36,7 @@ pub use tls::server_tls;
 pub const PATH_KEYS: &[&str] = &["protos", "import_paths", "stubs"];
 
 /// The top-level sections of a profile.
-pub const SECTIONS: &[&str] = &["server", "chaos", "metrics", "load"];
+pub const SECTIONS: &[&str] = &["server", "chaos", "metrics", "load", "clients", "expect"];
 
 /// A compiled profile.
 #[derive(Debug, Clone)]
@@ -48,6 +49,10 @@ pub struct Profile {
     pub metrics: MetricsSection,
     /// The `load` section as written (a mapping), for the load client to compile.
     pub load: Option<Node>,
+    /// How the clients under test are told apart and measured.
+    pub clients: clients::ClientsSection,
+    /// What every client under test must achieve (`expect`).
+    pub expect: Vec<clients::Expectation>,
     /// Where each rule's `match.method` was written, to check against the protos once loaded.
     pub method_references: Vec<MethodReference>,
 }
@@ -112,6 +117,8 @@ pub struct MetricsSection {
     pub per_stream_max_streams: Option<usize>,
     /// `admin: read_write` lets the admin endpoint change the chaos state (`read_only` by default).
     pub admin_writable: bool,
+    /// `per_client: {max_clients: N}`: series labelled by client for at most N clients.
+    pub per_client_max_clients: Option<usize>,
 }
 
 /// A method pattern as a rule wrote it.

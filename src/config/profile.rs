@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use super::reader::{Reader, join};
-use super::{MetricsSection, PathReference, Profile, SECTIONS, ServerLimits, ServerSection};
+use super::{MethodReference, MetricsSection, PathReference, Profile, SECTIONS, ServerLimits, ServerSection};
 use super::{protocol, values};
+use crate::chaos::plan::MethodMatch;
 use crate::diagnostic::Problems;
 use crate::document::Node;
 
@@ -65,7 +66,27 @@ pub(super) fn compile_leniently(file: &Path, documents: &[Node]) -> (Option<Prof
         }
         Some(load.clone())
     });
-    let profile = Profile { file: file.to_path_buf(), server, chaos, metrics, load, method_references };
+    let clients = document.get("clients").and_then(|clients| reader.clients(clients)).unwrap_or_default();
+    if let Some(resume) = clients.resume.as_ref() {
+        if let MethodMatch::Service(_) | MethodMatch::Method { .. } = &resume.method {
+            method_references.push(MethodReference {
+                matcher: resume.method.clone(),
+                field: "clients.resume.method".to_owned(),
+                at: resume.at,
+            });
+        }
+    }
+    let expect = document.get("expect").map(|expect| reader.expectations(expect)).unwrap_or_default();
+    let profile = Profile {
+        file: file.to_path_buf(),
+        server,
+        chaos,
+        metrics,
+        load,
+        clients,
+        expect,
+        method_references,
+    };
     // In the order a reader of the file meets them.
     reader.problems.0.sort_by_key(|problem| (problem.line, problem.column));
     (Some(profile), reader.problems)
@@ -140,14 +161,19 @@ impl Reader<'_> {
     }
 
     fn metrics(&mut self, node: &Node) -> Option<MetricsSection> {
-        self.mapping(node, "metrics", &["listen", "per_stream", "admin"])?;
+        self.mapping(node, "metrics", &["listen", "per_stream", "per_client", "admin"])?;
         let per_stream = node.get("per_stream").and_then(|per_stream| {
             self.mapping(per_stream, "metrics.per_stream", &["max_streams"])?;
             self.optional(per_stream, "metrics.per_stream", "max_streams", values::positive_usize)
         });
+        let per_client = node.get("per_client").and_then(|per_client| {
+            self.mapping(per_client, "metrics.per_client", &["max_clients"])?;
+            self.optional(per_client, "metrics.per_client", "max_clients", values::positive_usize)
+        });
         Some(MetricsSection {
             listen: self.optional(node, "metrics", "listen", protocol::socket_address),
             per_stream_max_streams: per_stream,
+            per_client_max_clients: per_client,
             admin_writable: self.optional(node, "metrics", "admin", values::admin_access).unwrap_or(false),
         })
     }

@@ -31,6 +31,7 @@ use super::tls::ServerTls;
 use crate::chaos::stream_rng;
 use crate::chaos::{ChaosEngine, FaultKind};
 use crate::driver::sleep_until;
+use crate::judge::Judge;
 use crate::telemetry::names;
 
 /// Everything the accept loop needs, owned for the server's life.
@@ -46,6 +47,8 @@ pub(super) struct Acceptor {
     pub chaos: Option<Arc<ChaosEngine>>,
     /// When set, every connection is TLS.
     pub tls: Option<ServerTls>,
+    /// Told of connections opening, blackholed, abandoned and closing.
+    pub judge: Arc<Judge>,
 }
 
 /// Distinguishes the maximum-age jitter from other draws.
@@ -152,6 +155,7 @@ impl Acceptor {
                 registry: self.registry.clone(),
                 chaos: self.chaos.clone(),
                 tls: self.tls.clone(),
+                judge: self.judge.clone(),
             };
             tasks.spawn(async move {
                 connection.run(stream).await;
@@ -211,12 +215,14 @@ struct ConnectionTask {
     registry: Arc<ConnectionRegistry>,
     chaos: Option<Arc<ChaosEngine>>,
     tls: Option<ServerTls>,
+    judge: Arc<Judge>,
 }
 
 impl ConnectionTask {
     async fn run(mut self, stream: TcpStream) {
         let id = self.context.id;
         debug!(connection = %id, peer = %self.context.peer, "Connection accepted.");
+        self.judge.connection_opened(id.0);
         let context = self.context.clone();
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
@@ -260,6 +266,13 @@ impl ConnectionTask {
                     break;
                 }
                 _ = sleep_until(close_at) => break,
+                // A blackholed connection reads nothing, so the peer giving up shows only in
+                // the socket's TCP state.
+                _ = peer_gone(socket), if reset_on_close && reason == Some(CloseReason::Blackhole) => {
+                    debug!(connection = %id, "The peer abandoned the blackholed connection.");
+                    self.judge.peer_abandoned(id.0);
+                    break;
+                }
                 _ = sleep_until(age_at) => {
                     age_at = None;
                     connection.as_mut().graceful_shutdown();
@@ -284,6 +297,7 @@ impl ConnectionTask {
                         close_at = Some(tokio::time::Instant::now() + hold);
                         reset_on_close = true;
                         reason.get_or_insert(CloseReason::Blackhole);
+                        self.judge.blackhole_began(id.0);
                     }
                     Some(ConnectionCommand::Reset) => {
                         reset_on_close = true;
@@ -329,10 +343,45 @@ impl ConnectionTask {
         let id = self.context.id;
         self.context.delivery.detach();
         self.registry.remove(id);
+        self.judge.connection_closed(id.0);
         metrics::counter!(names::CONNECTIONS_CLOSED, "reason" => reason.name()).increment(1);
         metrics::gauge!(names::CONNECTIONS_ACTIVE).decrement(1.0);
         debug!(connection = %id, reason = reason.name(), "Connection closed.");
     }
+}
+
+/// How often a blackholed connection's TCP state is checked for the peer giving up.
+const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+/// `TCP_ESTABLISHED` of Linux's `tcp_states.h`.
+const TCP_ESTABLISHED: u8 = 1;
+
+/// Resolves once the peer has closed or reset the TCP connection on `socket`: its state has
+/// left ESTABLISHED (a FIN makes it CLOSE_WAIT, a RST makes it CLOSE).
+async fn peer_gone(socket: std::os::fd::RawFd) {
+    loop {
+        tokio::time::sleep(PEER_CHECK_INTERVAL).await;
+        if tcp_state(socket).is_none_or(|state| state != TCP_ESTABLISHED) {
+            return;
+        }
+    }
+}
+
+/// The kernel's TCP state of `socket` (`TCP_INFO`); `None` when it cannot be read.
+fn tcp_state(socket: std::os::fd::RawFd) -> Option<u8> {
+    // SAFETY: `info` is a plain C struct the kernel fills up to `length` bytes; the socket stays
+    // open while its connection task runs, which is the only caller.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let result = unsafe {
+        libc::getsockopt(
+            socket,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut length,
+        )
+    };
+    (result == 0).then_some(info.tcpi_state)
 }
 
 /// The connection's socket, which can be blackholed: then every read and write waits forever

@@ -13,6 +13,8 @@ use tonic::{Code, Status, Streaming};
 
 use super::connection::ConnectionContext;
 use crate::chaos::{FaultKind, FaultTally};
+use crate::driver::StreamControl;
+use crate::judge::RequestProbe;
 use crate::proto::{MethodEntry, OutboundMessage};
 
 /// The messages a responder sends back; ends with `Ok` or with the `Err` status.
@@ -41,6 +43,8 @@ pub struct Inbound {
     messages: Streaming<DynamicMessage>,
     received: u64,
     cap: Option<InboundCap>,
+    /// Reads the resume position the first request asks for.
+    request_probe: Option<RequestProbe>,
 }
 
 /// Messages accepted before the call ends with `RESOURCE_EXHAUSTED` (chaos inbound cap).
@@ -49,11 +53,19 @@ pub struct InboundCap {
     /// Counts the fault when the cap is hit.
     pub tally: Arc<FaultTally>,
     pub stream_id: u64,
+    /// Notes the fault as the one that ended the stream.
+    pub control: Arc<StreamControl>,
 }
 
 impl Inbound {
     pub fn new(messages: Streaming<DynamicMessage>) -> Self {
-        Self { messages, received: 0, cap: None }
+        Self { messages, received: 0, cap: None, request_probe: None }
+    }
+
+    /// Has `probe` read the first request.
+    pub fn with_request_probe(mut self, probe: Option<RequestProbe>) -> Self {
+        self.request_probe = probe;
+        self
     }
 
     /// Accepts at most `cap.max` messages.
@@ -65,10 +77,14 @@ impl Inbound {
     /// The next message, `None` once the client has half-closed.
     pub async fn next(&mut self) -> Result<Option<DynamicMessage>, Status> {
         let message = self.messages.message().await.map_err(inbound_status)?;
-        if message.is_some() {
+        if let Some(message) = &message {
             self.received += 1;
+            if let Some(probe) = self.request_probe.take() {
+                probe.observe(message);
+            }
             if let Some(cap) = self.cap.as_ref().filter(|cap| self.received > cap.max) {
                 cap.tally.record(FaultKind::InboundCap, Some(Code::ResourceExhausted), cap.stream_id);
+                cap.control.note_fault(FaultKind::InboundCap, Some(Code::ResourceExhausted));
                 return Err(Status::resource_exhausted(format!(
                     "inbound message cap of {} reached",
                     cap.max

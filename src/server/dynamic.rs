@@ -28,6 +28,7 @@ use super::streams::{StreamGuard, StreamRegistry};
 use crate::chaos::plan::FaultPlan;
 use crate::chaos::{ChaosEngine, FaultTally};
 use crate::driver::{DriverTargets, StreamControl, drive};
+use crate::judge::{CallArrival, Judge, method_name};
 use crate::proto::status::MESSAGES_READ_METADATA;
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
 
@@ -49,6 +50,8 @@ struct DynamicShared {
     /// Counts injected faults and limit endings (the engine's tally).
     tally: Arc<FaultTally>,
     connections: Arc<ConnectionRegistry>,
+    /// Follows how each client under test copes.
+    judge: Arc<Judge>,
 }
 
 impl DynamicService {
@@ -58,6 +61,7 @@ impl DynamicService {
         settings: &ServerSettings,
         streams: Arc<StreamRegistry>,
         connections: Arc<ConnectionRegistry>,
+        judge: Arc<Judge>,
     ) -> Self {
         let chaos = settings.chaos.clone().unwrap_or_else(|| {
             Arc::new(ChaosEngine::new(FaultPlan { seed: settings.seed, ..FaultPlan::default() }))
@@ -72,6 +76,7 @@ impl DynamicService {
             tally: chaos.tally().clone(),
             chaos,
             connections,
+            judge,
         };
         Self { shared: Arc::new(shared) }
     }
@@ -101,7 +106,15 @@ impl DynamicShared {
         let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
-        let stream = self.streams.open(method.clone(), &connection);
+        let control = Arc::new(StreamControl::default());
+        let call = self.judge.call_started(CallArrival {
+            connection: connection.id.0,
+            peer: connection.peer,
+            headers: request.headers(),
+            method: method_name(&method.path),
+        });
+        let mut stream = self.streams.open(method.clone(), &connection);
+        stream.judge(call, control.clone());
         let codec = DynamicCodec::for_server(method.input())
             .with_buffer_size(self.stream_buffer_bytes)
             .with_meter(stream.stream().clone());
@@ -112,7 +125,6 @@ impl DynamicShared {
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
-        let control = Arc::new(StreamControl::default());
         let stream_control = control.clone();
         let delivery = connection.delivery.clone();
         // tonic calls the handler once per request; the guard moves into that call.
@@ -139,12 +151,17 @@ impl DynamicShared {
         stream.stream().set_faults(faults.summary());
         if let Some((kind, abort)) = faults.abort.clone() {
             self.tally.record(kind, Some(abort.code()), stream_id);
-            stream.finish(abort.code());
+            control.note_fault(kind, Some(abort.code()));
+            stream.finish(&abort);
             return Box::pin(futures::future::ready(Err(stamp_messages_read(abort, &stream))));
         }
-        let inbound_cap =
-            faults.inbound_cap.map(|max| InboundCap { max, tally: self.tally.clone(), stream_id });
-        let inbound = Inbound::new(messages).with_cap(inbound_cap);
+        let inbound_cap = faults.inbound_cap.map(|max| InboundCap {
+            max,
+            tally: self.tally.clone(),
+            stream_id,
+            control: control.clone(),
+        });
+        let inbound = Inbound::new(messages).with_cap(inbound_cap).with_request_probe(stream.request_probe());
         let targets = DriverTargets {
             stream_id,
             control,
@@ -157,7 +174,7 @@ impl DynamicShared {
             let response = match responding.await {
                 Ok(response) => response,
                 Err(status) => {
-                    stream.finish(status.code());
+                    stream.finish(&status);
                     return Err(stamp_messages_read(status, &stream));
                 }
             };
@@ -202,12 +219,15 @@ impl Stream for TrackedOutbound {
             return Poll::Ready(None);
         }
         let item = match std::task::ready!(self.messages.as_mut().poll_next(cx)) {
-            Some(Ok(message)) => return Poll::Ready(Some(Ok(message))),
+            Some(Ok(message)) => {
+                self.stream.delivering(&message);
+                return Poll::Ready(Some(Ok(message)));
+            }
             Some(Err(status)) => status,
             None => Status::ok(""),
         };
         self.ended = true;
-        self.stream.finish(item.code());
+        self.stream.finish(&item);
         Poll::Ready(Some(Err(stamp_messages_read(item, &self.stream))))
     }
 }

@@ -40,6 +40,7 @@ pub use streams::{LiveStream, StreamRegistry};
 pub use tls::{ServerTls, ServerTlsFiles};
 
 use crate::chaos::ChaosEngine;
+use crate::judge::{Judge, JudgeSettings};
 use crate::proto::MethodCatalog;
 use dynamic::DynamicService;
 use router::GrpcRouter;
@@ -134,6 +135,8 @@ pub struct ServerSettings {
     pub per_stream_series: usize,
     /// Serve TLS (and with a client CA, mTLS) instead of plaintext.
     pub tls: Option<ServerTls>,
+    /// How the clients under test are told apart, measured and judged.
+    pub judging: JudgeSettings,
 }
 
 impl Default for ServerSettings {
@@ -150,6 +153,7 @@ impl Default for ServerSettings {
             chaos: None,
             per_stream_series: 0,
             tls: None,
+            judging: JudgeSettings::default(),
         }
     }
 }
@@ -176,6 +180,8 @@ pub struct ServerHandle {
     pub streams: Arc<StreamRegistry>,
     pub catalog: Arc<MethodCatalog>,
     pub health: HealthReporter,
+    /// How each client under test copes (`/clients`, `serve --report`).
+    pub judge: Arc<Judge>,
 }
 
 impl ServerHandle {
@@ -219,8 +225,15 @@ impl BoundServer {
 
         let streams = Arc::new(StreamRegistry::new(&catalog, settings.per_stream_series));
         let connections = Arc::new(ConnectionRegistry::default());
-        let dynamic =
-            DynamicService::new(catalog.clone(), responder, &settings, streams.clone(), connections.clone());
+        let judge = Arc::new(Judge::new(settings.judging.clone(), &catalog));
+        let dynamic = DynamicService::new(
+            catalog.clone(),
+            responder,
+            &settings,
+            streams.clone(),
+            connections.clone(),
+            judge.clone(),
+        );
         let router = GrpcRouter::new(dynamic)
             .with_native("grpc.health.v1.Health", health_service)
             .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)
@@ -240,8 +253,9 @@ impl BoundServer {
             shutdown_grace: settings.shutdown_grace,
             chaos: settings.chaos.clone(),
             tls: settings.tls.clone(),
+            judge: judge.clone(),
         };
-        let handle = ServerHandle { connections, streams, catalog, health };
+        let handle = ServerHandle { connections, streams, catalog, health, judge };
         Ok(Self { acceptor, local_addr, handle })
     }
 

@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use metrics::{Counter, Gauge, Histogram};
-use tonic::Code;
+use tonic::{Code, Status};
 
 use super::connection::{ConnectionContext, ConnectionId};
 use crate::chaos::decide::FaultSummary;
+use crate::driver::StreamControl;
+use crate::judge::{Ending, JudgedCall, RequestProbe};
+use crate::proto::OutboundMessage;
 use crate::proto::codec::WireMeter;
 use crate::proto::status::{CODE_COUNT, code_name};
 use crate::proto::{MethodCatalog, MethodEntry};
@@ -208,7 +211,13 @@ impl StreamRegistry {
             metrics,
         });
         self.shard(id).insert(id, stream.clone());
-        StreamGuard { stream, registry: self.clone(), connection: connection.clone(), outcome: None }
+        StreamGuard {
+            stream,
+            registry: self.clone(),
+            connection: connection.clone(),
+            outcome: None,
+            judged: None,
+        }
     }
 
     fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<LiveStream>>> {
@@ -269,6 +278,14 @@ pub struct StreamGuard {
     registry: Arc<StreamRegistry>,
     connection: ConnectionContext,
     outcome: Option<Code>,
+    /// The judge's view of the call, told how it ended when the stream does.
+    judged: Option<JudgedStream>,
+}
+
+/// A call the judge follows, and where the fault that ended it is noted.
+struct JudgedStream {
+    call: JudgedCall,
+    control: Arc<StreamControl>,
 }
 
 impl StreamGuard {
@@ -276,9 +293,41 @@ impl StreamGuard {
         &self.stream
     }
 
+    /// Has the judge follow the call; `control` notes the fault that ends it.
+    pub fn judge(&mut self, call: JudgedCall, control: Arc<StreamControl>) {
+        self.judged = Some(JudgedStream { call, control });
+    }
+
+    /// Reads the resume position of the call's first request, when its method has one.
+    pub fn request_probe(&self) -> Option<RequestProbe> {
+        self.judged.as_ref().and_then(|judged| judged.call.request_probe())
+    }
+
+    /// A message is on its way to the client.
+    pub fn delivering(&mut self, message: &OutboundMessage) {
+        if let Some(judged) = &mut self.judged {
+            judged.call.delivering(message);
+        }
+    }
+
     /// Records the status the stream ended with (`OK` when it completed).
-    pub fn finish(&mut self, code: Code) {
-        self.outcome.get_or_insert(code);
+    pub fn finish(&mut self, status: &Status) {
+        if self.outcome.is_none() {
+            self.outcome = Some(status.code());
+            if let Some(judged) = &mut self.judged {
+                judged.call.status(status);
+            }
+        }
+    }
+
+    /// How the call ended: the fault injected, else its status, else a cancel.
+    fn ending(&self, control: &StreamControl) -> Ending {
+        match (control.ended_by(), self.outcome) {
+            (Some((kind, code)), _) => Ending::Fault(kind, code),
+            (None, Some(Code::Ok)) => Ending::Ok,
+            (None, Some(code)) => Ending::Error(code),
+            (None, None) => Ending::Cancelled,
+        }
     }
 }
 
@@ -305,5 +354,9 @@ impl Drop for StreamGuard {
             self.registry.idle.notify_waiters();
         }
         self.connection.stats.streams_active.fetch_sub(1, Ordering::Relaxed);
+        if let Some(judged) = self.judged.take() {
+            let ending = self.ending(&judged.control);
+            judged.call.end(ending, sent);
+        }
     }
 }

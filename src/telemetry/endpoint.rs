@@ -1,5 +1,6 @@
 //! The telemetry listener (`--metrics-listen`, loopback by default): `GET /metrics` for
-//! Prometheus, `GET /streams` listing live streams, and the chaos admin endpoint under
+//! Prometheus, `GET /streams` listing live streams, `GET /clients` with how each client under
+//! test copes (and its verdicts so far), and the chaos admin endpoint under
 //! `/admin/` ([`super::admin`]). Plain HTTP/1.1, one small task per connection.
 
 use std::convert::Infallible;
@@ -135,11 +136,18 @@ fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<Full<By
             Some(server) => respond_json(StatusCode::OK, &live::list(server, request.uri().query())),
             None => respond(StatusCode::NOT_FOUND, "text/plain", "no server runs in this process\n"),
         },
+        (&Method::GET, "/clients") => match &state.server {
+            Some(server) => match serde_json::to_value(server.judge.report(false, true)) {
+                Ok(report) => respond_json(StatusCode::OK, &report),
+                Err(error) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{error}\n")),
+            },
+            None => respond(StatusCode::NOT_FOUND, "text/plain", "no server runs in this process\n"),
+        },
         (_, path) if path.starts_with("/admin/") => admin::handle(state, request.method(), path),
         (&Method::GET, "/") => respond(
             StatusCode::OK,
             "text/plain",
-            "streamstorm telemetry: GET /metrics, GET /streams, GET /admin/chaos\n",
+            "streamstorm telemetry: GET /metrics, GET /streams, GET /clients, GET /admin/chaos\n",
         ),
         _ => respond(
             StatusCode::NOT_FOUND,

@@ -30,6 +30,27 @@ pub const CONNECTIONS_ACCEPTED: &str = "streamstorm_connections_accepted_total";
 /// Label: reason.
 pub const CONNECTIONS_CLOSED: &str = "streamstorm_connections_closed_total";
 
+// The clients under test, as the server sees them (the `streamstorm_peer_` prefix).
+/// Time from a call's end to the client's next attempt on that method (label: ending).
+pub const PEER_RECONNECT_DELAY: &str = "streamstorm_peer_reconnect_delay_seconds";
+/// Time from a failed attempt's end to the next attempt, within a failure streak.
+pub const PEER_RETRY_GAP: &str = "streamstorm_peer_retry_gap_seconds";
+/// Time from an outage's end to a client's first delivered message.
+pub const PEER_RECOVERY: &str = "streamstorm_peer_recovery_seconds";
+/// Time from a blackhole's start to the client abandoning the connection.
+pub const PEER_DEAD_PEER_DETECTION: &str = "streamstorm_peer_dead_peer_detection_seconds";
+pub const PEER_ATTEMPTS: &str = "streamstorm_peer_attempts_total";
+pub const PEER_CONNECTIONS: &str = "streamstorm_peer_connections_total";
+/// Label: class (`resumed`, `restarted`, `skipped`, `duplicated`).
+pub const PEER_RESUMES: &str = "streamstorm_peer_resumes_total";
+pub const PEER_HOT_LOOPS: &str = "streamstorm_peer_hot_loops_total";
+/// Label: honoured (`true`, `false`).
+pub const PEER_RETRY_INFO: &str = "streamstorm_peer_retry_info_total";
+pub const PEER_CLIENTS_TRACKED: &str = "streamstorm_peer_clients_tracked";
+pub const PEER_CLIENTS_DROPPED: &str = "streamstorm_peer_clients_dropped_total";
+/// Attempts of each of the first `metrics.per_client.max_clients` clients (label: client).
+pub const PEER_CLIENT_ATTEMPTS: &str = "streamstorm_peer_client_attempts_total";
+
 // Chaos state and reloads.
 /// 1 for the phase in force, 0 for the others (label: phase, bounded by the profile).
 pub const CHAOS_PHASE: &str = "streamstorm_chaos_phase";
@@ -91,6 +112,38 @@ const HELP: &[(&str, Family, &str)] = &[
     (CONNECTIONS_ACTIVE, Family::Gauge, "Client connections open now."),
     (CONNECTIONS_ACCEPTED, Family::Counter, "Client connections accepted."),
     (CONNECTIONS_CLOSED, Family::Counter, "Client connections closed, by why they closed."),
+    (
+        PEER_RECONNECT_DELAY,
+        Family::Histogram,
+        "Time from a call's end to the client's next attempt on that method, by how the call ended.",
+    ),
+    (
+        PEER_RETRY_GAP,
+        Family::Histogram,
+        "Time from a failed attempt's end to the client's next attempt, within a failure streak.",
+    ),
+    (PEER_RECOVERY, Family::Histogram, "Time from an outage's end to a client's first delivered message."),
+    (
+        PEER_DEAD_PEER_DETECTION,
+        Family::Histogram,
+        "Time from a blackhole's start to the client abandoning the connection.",
+    ),
+    (PEER_ATTEMPTS, Family::Counter, "Call attempts by the clients under test."),
+    (PEER_CONNECTIONS, Family::Counter, "Connections opened by the clients under test."),
+    (PEER_RESUMES, Family::Counter, "Calls after a cut, by how they resumed the stream."),
+    (PEER_HOT_LOOPS, Family::Counter, "Times a client's attempt rate rose above the hot-loop limit."),
+    (
+        PEER_RETRY_INFO,
+        Family::Counter,
+        "Attempts after a status carrying RetryInfo, by whether they waited the delay.",
+    ),
+    (PEER_CLIENTS_TRACKED, Family::Gauge, "Clients under test tracked now."),
+    (PEER_CLIENTS_DROPPED, Family::Counter, "Clients forgotten to stay within clients.max_tracked."),
+    (
+        PEER_CLIENT_ATTEMPTS,
+        Family::Counter,
+        "Call attempts of each of the first clients (metrics.per_client).",
+    ),
     (CHAOS_PHASE, Family::Gauge, "1 for the chaos phase in force, 0 for the other phases of the profile."),
     (CHAOS_ENABLED, Family::Gauge, "1 while chaos is enabled, 0 while the admin endpoint has disabled it."),
     (PROFILE_RELOADS, Family::Counter, "Profile hot reloads, by result."),

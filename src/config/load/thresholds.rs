@@ -123,7 +123,7 @@ const KEYS: &[(&str, ThresholdMetric, Unit)] = {
 };
 
 /// `< 10%`, `<=500ms`, `> 1000`: the comparison and the rest of the text.
-fn split_condition(text: &str) -> Option<(Comparison, &str)> {
+pub(in crate::config) fn split_condition(text: &str) -> Option<(Comparison, &str)> {
     let text = text.trim();
     for (prefix, comparison) in [
         ("<=", Comparison::LessOrEqual),

@@ -1,0 +1,170 @@
+//! A client's retry gaps, read as a backoff: the policy fitted to them (initial delay,
+//! multiplier, jitter spread, cap) and how well they follow a declared one.
+//!
+//! A gap is the time from a failed attempt's end to the next attempt, numbered by its place
+//! in the failure streak (the first retry is 1). The server measures it, so it includes the
+//! client's round trip and scheduling: compliance allows [`SLACK_FRACTION`] and [`SLACK`]
+//! beyond the policy's jitter.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::clients::BackoffPolicy;
+
+/// Extra room around the policy's range, as a fraction of the nominal delay.
+pub const SLACK_FRACTION: f64 = 0.1;
+/// Extra room around the policy's range, absolute: network and scheduling.
+pub const SLACK: Duration = Duration::from_millis(25);
+/// The share of gaps that must fall in the policy's range for a client to comply.
+pub const REQUIRED_COMPLIANCE: f64 = 0.9;
+
+/// One retry gap: its place in the streak (1 = first retry) and its length in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gap {
+    pub retry: u32,
+    pub seconds: f64,
+}
+
+/// The backoff fitted to a client's gaps.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct FittedBackoff {
+    /// The typical first retry delay.
+    pub initial_ms: f64,
+    /// The typical growth from one retry to the next.
+    pub multiplier: f64,
+    /// How far gaps stray from the fitted curve (0.2 = ±20%, 90th percentile).
+    pub jitter: f64,
+    /// The delay the gaps level off at, when they do.
+    pub max_ms: Option<f64>,
+}
+
+/// Fits a backoff to `gaps`; `None` without a first retry to anchor it.
+pub fn fit(gaps: &[Gap]) -> Option<FittedBackoff> {
+    let at = |retry: u32| -> Vec<f64> {
+        gaps.iter().filter(|gap| gap.retry == retry).map(|gap| gap.seconds).collect()
+    };
+    let initial = median(at(1))?;
+    let longest = gaps.iter().map(|gap| gap.seconds).fold(0.0, f64::max);
+    // A plateau: at least two gaps near the longest, after the first retry.
+    let near_longest = gaps.iter().filter(|gap| gap.retry > 1 && gap.seconds >= longest * 0.85).count();
+    let cap = (near_longest >= 2 && longest > initial * 1.5).then_some(longest);
+    // Growth from each retry's median to the next, below the cap.
+    let deepest = gaps.iter().map(|gap| gap.retry).max().unwrap_or(1);
+    let medians: Vec<(u32, f64)> =
+        (1..=deepest).filter_map(|retry| Some((retry, median(at(retry))?))).collect();
+    let ratios: Vec<f64> = medians
+        .windows(2)
+        .filter(|pair| pair[1].0 == pair[0].0 + 1 && cap.is_none_or(|cap| pair[1].1 < cap * 0.85))
+        .filter(|pair| pair[0].1 > 0.0)
+        .map(|pair| pair[1].1 / pair[0].1)
+        .collect();
+    let multiplier = median(ratios).unwrap_or(1.0).max(1.0);
+    let fitted = BackoffPolicy {
+        initial: Duration::from_secs_f64(initial),
+        multiplier,
+        jitter: 0.0,
+        max: Duration::from_secs_f64(cap.unwrap_or(f64::MAX / 4.0).min(1e9)),
+    };
+    let mut spread: Vec<f64> = gaps
+        .iter()
+        .map(|gap| {
+            let expected = fitted.nominal(gap.retry).as_secs_f64();
+            if expected > 0.0 { (gap.seconds / expected - 1.0).abs() } else { 0.0 }
+        })
+        .collect();
+    spread.sort_by(f64::total_cmp);
+    let jitter =
+        spread.get(((spread.len() as f64 * 0.9).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+    Some(FittedBackoff {
+        initial_ms: super::samples::round_ms(initial),
+        multiplier: (multiplier * 1000.0).round() / 1000.0,
+        jitter: (jitter * 1000.0).round() / 1000.0,
+        max_ms: cap.map(super::samples::round_ms),
+    })
+}
+
+/// The range a gap at `retry` may fall in under `policy`, with the measurement slack.
+pub fn allowed(policy: &BackoffPolicy, retry: u32) -> (f64, f64) {
+    let nominal = policy.nominal(retry).as_secs_f64();
+    let low = nominal * (1.0 - policy.jitter - SLACK_FRACTION) - SLACK.as_secs_f64();
+    let high = nominal * (1.0 + policy.jitter + SLACK_FRACTION) + SLACK.as_secs_f64();
+    (low.max(0.0), high)
+}
+
+/// The share of `gaps` inside the range `policy` allows at their place; `None` without gaps.
+pub fn compliance(policy: &BackoffPolicy, gaps: &[Gap]) -> Option<f64> {
+    if gaps.is_empty() {
+        return None;
+    }
+    let inside = gaps
+        .iter()
+        .filter(|gap| {
+            let (low, high) = allowed(policy, gap.retry);
+            (low..=high).contains(&gap.seconds)
+        })
+        .count();
+    Some(inside as f64 / gaps.len() as f64)
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some(values[(values.len() - 1) / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: BackoffPolicy = BackoffPolicy {
+        initial: Duration::from_millis(100),
+        multiplier: 2.0,
+        jitter: 0.2,
+        max: Duration::from_millis(1600),
+    };
+
+    /// Streaks of `length` retries following `policy`, with jitter from a fixed pattern.
+    fn streaks(policy: &BackoffPolicy, count: usize, length: u32) -> Vec<Gap> {
+        let pattern = [-0.15, 0.1, 0.0, 0.18, -0.05, 0.12, -0.19];
+        (0..count)
+            .flat_map(|streak| {
+                (1..=length).map(move |retry| {
+                    let jitter = pattern[(streak * 7 + retry as usize) % pattern.len()];
+                    Gap { retry, seconds: policy.nominal(retry).as_secs_f64() * (1.0 + jitter) }
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_policy_is_recovered_from_its_own_gaps() {
+        let gaps = streaks(&POLICY, 6, 8);
+        let fitted = fit(&gaps).unwrap();
+        assert!((85.0..=115.0).contains(&fitted.initial_ms), "{fitted:?}");
+        assert!((1.7..=2.3).contains(&fitted.multiplier), "{fitted:?}");
+        assert!((0.1..=0.3).contains(&fitted.jitter), "{fitted:?}");
+        let cap = fitted.max_ms.unwrap();
+        assert!((1500.0..=1950.0).contains(&cap), "{fitted:?}");
+        assert_eq!(compliance(&POLICY, &gaps), Some(1.0));
+    }
+
+    #[test]
+    fn a_fixed_fast_retry_fails_a_growing_policy() {
+        let gaps: Vec<Gap> = (1..=30).map(|retry| Gap { retry, seconds: 0.02 }).collect();
+        let fitted = fit(&gaps).unwrap();
+        assert_eq!(fitted.multiplier, 1.0);
+        assert!(fitted.max_ms.is_none());
+        assert!(compliance(&POLICY, &gaps).unwrap() < 0.1);
+        assert!(compliance(&BackoffPolicy::GRPC, &gaps).unwrap() < 0.1);
+    }
+
+    #[test]
+    fn waiting_far_longer_than_the_policy_does_not_comply_either() {
+        let slow = BackoffPolicy { initial: Duration::from_secs(1), ..POLICY };
+        assert!(compliance(&POLICY, &streaks(&slow, 2, 3)).unwrap() < 0.5);
+        assert_eq!(compliance(&POLICY, &[]), None);
+    }
+}

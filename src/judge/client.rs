@@ -1,0 +1,291 @@
+//! What the judge keeps of one client under test: its attempts and how they ended, the pairing
+//! of each ending with the next attempt (reconnect delays, retry gaps, RetryInfo), its attempt
+//! rate, resumes, recoveries and blackholes, and a short timeline. Bounded throughout.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use metrics::Counter;
+use serde::Serialize;
+
+use super::backoff::Gap;
+use super::resume::{Position, ResumeClass};
+use super::samples::Samples;
+use super::{CallTicket, Ending};
+
+/// Endings waiting for the next attempt, per method; past this the oldest is forgotten.
+const MAX_PENDING_ENDS: usize = 1024;
+/// Retry gaps kept per method.
+const MAX_GAPS: usize = 2048;
+/// Timeline entries kept per client.
+const TIMELINE: usize = 64;
+/// Attempts remembered for the one-second rate; a hotter client saturates it.
+const MAX_WINDOW: usize = 100_000;
+/// Blackholes remembered per client.
+const MAX_BLACKHOLES: usize = 256;
+/// How much earlier than a `RetryInfo` delay an attempt may come and still honour it: the
+/// server measures from sending the status, the client from receiving it.
+pub const RETRY_INFO_SLACK: Duration = Duration::from_millis(20);
+
+/// Flags the server's hot path reads without the judge's lock.
+#[derive(Debug, Default)]
+pub struct ClientSignals {
+    /// An outage ended and the client has not had a message since.
+    pub recovery_pending: AtomicBool,
+}
+
+/// A call's end, waiting to be paired with the next attempt on its method.
+#[derive(Debug, Clone)]
+struct PendingEnd {
+    at: Instant,
+    ending: Ending,
+    connection: u64,
+    /// The failure streak position the next attempt takes (0 when this call did not fail).
+    next_retry: u32,
+    /// The delay a `RetryInfo` sent with the ending asked for.
+    retry_delay: Option<Duration>,
+}
+
+/// Reconnect delays after one kind of ending.
+#[derive(Debug, Default, Clone)]
+pub struct DelaySeries {
+    pub delays: Samples,
+    /// How many of them came on a new connection.
+    pub new_connection: u64,
+}
+
+/// One client's calls of one method.
+#[derive(Debug, Default)]
+pub struct MethodRecord {
+    pending_ends: VecDeque<PendingEnd>,
+    /// By ending label.
+    pub reconnect_delays: BTreeMap<String, DelaySeries>,
+    pub gaps: Vec<Gap>,
+    pub gap_samples: Samples,
+    pub streaks: u64,
+    pub retry_info_sent: u64,
+    pub retry_info_honoured: u64,
+    /// The last resume position delivered on this method, across calls.
+    last_delivered: Option<Position>,
+    /// A cut ended the last call that delivered a position: the next request is a resume.
+    resume_due: bool,
+    pub resumes: BTreeMap<&'static str, u64>,
+}
+
+/// One blackhole of a client's connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Blackhole {
+    pub connection: u64,
+    pub began: Instant,
+    pub detected: Option<Duration>,
+}
+
+/// One line of a client's recent history.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// Seconds since the server started.
+    pub at_s: f64,
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Arc<str>>,
+    pub detail: String,
+}
+
+/// Everything kept of one client.
+#[derive(Debug)]
+pub struct ClientRecord {
+    pub user_agent: Option<String>,
+    pub last_seen: Instant,
+    pub attempts: u64,
+    pub with_deadline: u64,
+    pub connections: u64,
+    /// By ending label with its code (`abort UNAVAILABLE`).
+    pub endings: BTreeMap<String, u64>,
+    window: VecDeque<Instant>,
+    pub max_per_second: usize,
+    hot: bool,
+    pub hot_loops: u64,
+    pub methods: HashMap<Arc<str>, MethodRecord>,
+    /// One entry per outage that ended while the client was around: the time to its first
+    /// message after it, `None` while it has had none.
+    pub recoveries: Vec<(Instant, Option<Duration>)>,
+    pub blackholes: VecDeque<Blackhole>,
+    pub timeline: VecDeque<TimelineEntry>,
+    pub signals: Arc<ClientSignals>,
+    /// This client's own attempt series, for the first few clients.
+    pub series: Option<Counter>,
+}
+
+/// What pairing an attempt with the last ending on its method found.
+pub struct Pairing {
+    /// The ending's label and the delay since it.
+    pub delay: Option<(String, Duration)>,
+    /// The retry gap, when the ending was a failure.
+    pub gap: Option<Duration>,
+    /// Whether a `RetryInfo` delay was honoured, when one was sent.
+    pub retry_info: Option<bool>,
+    /// The attempt's place in its failure streak.
+    pub retry: u32,
+}
+
+impl ClientRecord {
+    pub fn new(now: Instant, user_agent: Option<String>, series: Option<Counter>) -> Self {
+        Self {
+            user_agent,
+            last_seen: now,
+            attempts: 0,
+            with_deadline: 0,
+            connections: 0,
+            endings: BTreeMap::new(),
+            window: VecDeque::new(),
+            max_per_second: 0,
+            hot: false,
+            hot_loops: 0,
+            methods: HashMap::new(),
+            recoveries: Vec::new(),
+            blackholes: VecDeque::new(),
+            timeline: VecDeque::new(),
+            signals: Arc::default(),
+            series,
+        }
+    }
+
+    /// Counts an attempt in the one-second window; true when it starts a hot loop (the rate
+    /// rose above `hot_loop`).
+    pub fn count_attempt(&mut self, now: Instant, deadline: bool, hot_loop: f64) -> bool {
+        self.attempts += 1;
+        self.with_deadline += u64::from(deadline);
+        self.last_seen = now;
+        if let Some(series) = &self.series {
+            series.increment(1);
+        }
+        self.window.push_back(now);
+        while self.window.front().is_some_and(|first| now.duration_since(*first) >= Duration::from_secs(1))
+            || self.window.len() > MAX_WINDOW
+        {
+            self.window.pop_front();
+        }
+        self.max_per_second = self.max_per_second.max(self.window.len());
+        let above = self.window.len() as f64 > hot_loop;
+        let started = above && !self.hot;
+        self.hot = above;
+        self.hot_loops += u64::from(started);
+        started
+    }
+
+    /// Pairs a new attempt with the oldest ending waiting on its method.
+    pub fn pair(&mut self, method: &Arc<str>, connection: u64, now: Instant) -> Pairing {
+        let record = self.methods.entry(method.clone()).or_default();
+        let Some(end) = record.pending_ends.pop_front() else {
+            return Pairing { delay: None, gap: None, retry_info: None, retry: 0 };
+        };
+        let delay = now.saturating_duration_since(end.at);
+        let label = end.ending.label().to_owned();
+        let series = record.reconnect_delays.entry(label.clone()).or_default();
+        series.delays.add(delay.as_secs_f64());
+        series.new_connection += u64::from(end.connection != connection);
+        let gap = (end.next_retry > 0).then(|| {
+            if record.gaps.len() < MAX_GAPS {
+                record.gaps.push(Gap { retry: end.next_retry, seconds: delay.as_secs_f64() });
+            }
+            record.gap_samples.add(delay.as_secs_f64());
+            delay
+        });
+        let retry_info = end.retry_delay.map(|wanted| {
+            let honoured = delay + RETRY_INFO_SLACK >= wanted;
+            record.retry_info_sent += 1;
+            record.retry_info_honoured += u64::from(honoured);
+            honoured
+        });
+        Pairing { delay: Some((label, delay)), gap, retry_info, retry: end.next_retry }
+    }
+
+    /// Records how a call ended; it waits for the next attempt on its method.
+    pub fn end(&mut self, ticket: &CallTicket, ending: Ending, end: CallOutcome, now: Instant) {
+        self.last_seen = now;
+        *self.endings.entry(ending.label_with_code()).or_default() += 1;
+        let failed = ending.is_failure() && end.messages_sent == 0;
+        let record = self.methods.entry(ticket.method.clone()).or_default();
+        record.streaks += u64::from(failed && ticket.retry == 0);
+        if record.pending_ends.len() >= MAX_PENDING_ENDS {
+            record.pending_ends.pop_front();
+        }
+        record.pending_ends.push_back(PendingEnd {
+            at: now,
+            ending,
+            connection: ticket.connection,
+            next_retry: if failed { ticket.retry + 1 } else { 0 },
+            retry_delay: end.retry_delay,
+        });
+        if let Some(position) = end.last_position {
+            record.last_delivered = Some(position);
+        }
+        if ending.is_failure() || matches!(ending, Ending::Ok) {
+            // After an OK end the stream is complete: a new call is not a resume.
+            record.resume_due = ending.is_failure() && record.last_delivered.is_some();
+        }
+    }
+
+    /// Classes the position a call asks for, when it follows a cut; `None` otherwise.
+    pub fn resume(&mut self, method: &Arc<str>, asked: &Position) -> Option<(ResumeClass, Position)> {
+        let record = self.methods.get_mut(method)?;
+        if !std::mem::take(&mut record.resume_due) {
+            return None;
+        }
+        let delivered = record.last_delivered.clone()?;
+        let class = ResumeClass::of(asked, &delivered);
+        *record.resumes.entry(class.name()).or_default() += 1;
+        Some((class, delivered))
+    }
+
+    pub fn blackholed(&mut self, connection: u64, now: Instant) {
+        if self.blackholes.len() >= MAX_BLACKHOLES {
+            self.blackholes.pop_front();
+        }
+        self.blackholes.push_back(Blackhole { connection, began: now, detected: None });
+    }
+
+    /// The detection time, when `connection` was blackholed and not yet abandoned.
+    pub fn abandoned(&mut self, connection: u64, now: Instant) -> Option<Duration> {
+        let blackhole = self
+            .blackholes
+            .iter_mut()
+            .rev()
+            .find(|blackhole| blackhole.connection == connection && blackhole.detected.is_none())?;
+        let detected = now.saturating_duration_since(blackhole.began);
+        blackhole.detected = Some(detected);
+        Some(detected)
+    }
+
+    /// Resolves the recoveries waiting for a message; the times it took.
+    pub fn recovered(&mut self, now: Instant) -> Vec<Duration> {
+        let mut times = Vec::new();
+        for (ended, recovery) in &mut self.recoveries {
+            if recovery.is_none() {
+                let took = now.saturating_duration_since(*ended);
+                *recovery = Some(took);
+                times.push(took);
+            }
+        }
+        times
+    }
+
+    pub fn note(&mut self, entry: TimelineEntry) {
+        if self.timeline.len() >= TIMELINE {
+            self.timeline.pop_front();
+        }
+        self.timeline.push_back(entry);
+    }
+}
+
+/// What the server reports of a call as it ends.
+#[derive(Debug, Clone, Default)]
+pub struct CallOutcome {
+    pub messages_sent: u64,
+    /// The delay a `google.rpc.RetryInfo` in the ending status asked for.
+    pub retry_delay: Option<Duration>,
+    /// The resume position of the last message delivered.
+    pub last_position: Option<Position>,
+}

@@ -1,0 +1,510 @@
+//! The judge: how each client under test copes with the faults it meets. The server reports
+//! what it sees — calls arriving and ending (with the fault that ended them), messages
+//! delivered, connections opening, blackholed and abandoned, phases changing — and the judge
+//! keeps, per client and method, reconnect delays by ending, retry gaps with the backoff fitted
+//! to them, attempt rates and hot loops, `RetryInfo` honoured, recovery after outages, the herd
+//! after them, resume positions and dead-peer detection. [`Judge::report`] turns that into
+//! figures and verdicts against the profile's `expect` section.
+//!
+//! Clients are told apart by `clients.identify_by`; at most `clients.max_tracked` are kept, the
+//! least recently seen dropped first. The judge imports nothing from the server.
+
+pub mod backoff;
+mod client;
+mod metrics;
+pub mod report;
+pub mod resume;
+pub mod samples;
+mod verdict;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use lru::LruCache;
+use prost_reflect::DynamicMessage;
+use tonic::{Code, Status};
+use tracing::info;
+
+use crate::chaos::FaultKind;
+use crate::config::clients::{ClientIdentity, ClientsSection, Expectation};
+use crate::proto::status::code_name;
+use crate::proto::{MethodCatalog, OutboundMessage};
+use client::{CallOutcome, ClientRecord, ClientSignals, TimelineEntry};
+use metrics::PeerMetrics;
+pub use report::JudgeReport;
+use resume::ResumeProbe;
+
+/// The longest identity kept; longer header values are cut.
+const MAX_IDENTITY: usize = 128;
+/// Attempt counts per second kept for the herd (a day).
+const MAX_SECONDS: usize = 86_400;
+/// Attempts per second counted as a hot loop when neither `clients.hot_loop` nor
+/// `expect.max_attempts_per_second` says.
+const DEFAULT_HOT_LOOP: f64 = 10.0;
+/// Clients seen this long before an outage began are expected to recover after it.
+const RECOVERY_LOOKBACK: Duration = Duration::from_secs(60);
+
+/// What the judge is told to measure and expect.
+#[derive(Debug, Clone, Default)]
+pub struct JudgeSettings {
+    pub clients: ClientsSection,
+    pub expect: Vec<Expectation>,
+    /// Clients with attempt series of their own (`metrics.per_client.max_clients`).
+    pub max_client_series: usize,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// An injected fault ended it, with the status it carried (none for a cut).
+    Fault(FaultKind, Option<Code>),
+    /// It completed with `OK`.
+    Ok,
+    /// The responder's own error status.
+    Error(Code),
+    /// The client cancelled it or lost its connection, with nothing injected.
+    Cancelled,
+}
+
+impl Ending {
+    /// The ending's name (`reset_stream`, `ok`, `error`, `cancelled`), as
+    /// `reconnect_delay_after_<ending>` and the metric's label name it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Fault(kind, _) => kind.name(),
+            Self::Ok => "ok",
+            Self::Error(_) => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The label with the status code, when there is one (`abort UNAVAILABLE`).
+    pub fn label_with_code(&self) -> String {
+        match self {
+            Self::Fault(_, Some(code)) | Self::Error(code) => {
+                format!("{} {}", self.label(), code_name(*code))
+            }
+            _ => self.label().to_owned(),
+        }
+    }
+
+    /// The server ended the call against the client's wishes: a fault or an error status.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Fault(..) | Self::Error(_))
+    }
+}
+
+/// What the server knows of a call as it arrives.
+pub struct CallArrival<'a> {
+    pub connection: u64,
+    pub peer: SocketAddr,
+    pub headers: &'a http::HeaderMap,
+    /// `package.Service/Method`.
+    pub method: &'a str,
+}
+
+/// A call the judge follows; the server keeps it with the stream and hands it back at the end.
+pub struct CallTicket {
+    client: Arc<str>,
+    method: Arc<str>,
+    connection: u64,
+    /// Its place in a failure streak (0: not a retry).
+    retry: u32,
+    signals: Arc<ClientSignals>,
+}
+
+/// One call, as the stream carrying it reports to the judge.
+pub struct JudgedCall {
+    judge: Arc<Judge>,
+    ticket: CallTicket,
+    probe: Option<Arc<ResumeProbe>>,
+    outcome: CallOutcome,
+}
+
+/// Reads the resume position from a call's first request.
+pub struct RequestProbe {
+    judge: Arc<Judge>,
+    client: Arc<str>,
+    method: Arc<str>,
+    probe: Arc<ResumeProbe>,
+}
+
+struct ConnectionRecord {
+    client: Option<Arc<str>>,
+    blackholed: bool,
+}
+
+/// A phase as it ran.
+#[derive(Debug, Clone)]
+struct PhaseSpan {
+    name: String,
+    outage: bool,
+    began: Instant,
+    ended: Option<Instant>,
+}
+
+struct JudgeState {
+    clients: LruCache<Arc<str>, ClientRecord>,
+    dropped: u64,
+    connections: HashMap<u64, ConnectionRecord>,
+    /// Attempts by every client in each second since the server started.
+    attempts_per_second: VecDeque<u32>,
+    phases: Vec<PhaseSpan>,
+    /// Clients given attempt series of their own so far.
+    client_series: usize,
+}
+
+/// Follows every client under test; see the module documentation.
+pub struct Judge {
+    settings: JudgeSettings,
+    hot_loop: f64,
+    started: Instant,
+    started_wall: SystemTime,
+    /// By method name (`package.Service/Method`).
+    probes: HashMap<String, Arc<ResumeProbe>>,
+    state: Mutex<JudgeState>,
+    metrics: PeerMetrics,
+}
+
+impl std::fmt::Debug for Judge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judge")
+            .field("identify_by", &self.settings.clients.identify_by)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Judge {
+    /// A judge for the methods of `catalog`.
+    pub fn new(settings: JudgeSettings, catalog: &MethodCatalog) -> Self {
+        let probes = settings
+            .clients
+            .resume
+            .as_ref()
+            .map(|fields| {
+                catalog
+                    .methods()
+                    .filter_map(|entry| {
+                        let probe = ResumeProbe::for_method(fields, entry)?;
+                        Some((method_name(&entry.path).to_owned(), Arc::new(probe)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hot_loop = settings.clients.hot_loop.unwrap_or_else(|| {
+            settings
+                .expect
+                .iter()
+                .find_map(|expectation| match expectation.expected {
+                    crate::config::clients::Expected::MaxAttemptsPerSecond(limit) => Some(limit),
+                    _ => None,
+                })
+                .unwrap_or(DEFAULT_HOT_LOOP)
+        });
+        let capacity = NonZeroUsize::new(settings.clients.max_tracked).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            hot_loop,
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            probes,
+            state: Mutex::new(JudgeState {
+                clients: LruCache::new(capacity),
+                dropped: 0,
+                connections: HashMap::new(),
+                attempts_per_second: VecDeque::new(),
+                phases: Vec::new(),
+                client_series: 0,
+            }),
+            metrics: PeerMetrics::register(),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &JudgeSettings {
+        &self.settings
+    }
+
+    fn lock(&self) -> MutexGuard<'_, JudgeState> {
+        // Every update leaves the state whole; a panic elsewhere cannot tear it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn seconds(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64()
+    }
+
+    /// The client a call comes from, as `clients.identify_by` tells them apart.
+    fn identify(&self, arrival: &CallArrival<'_>) -> Arc<str> {
+        let header = |name: &str| arrival.headers.get(name).and_then(|value| value.to_str().ok());
+        let identity = match &self.settings.clients.identify_by {
+            ClientIdentity::PeerIp => arrival.peer.ip().to_string(),
+            ClientIdentity::Peer => arrival.peer.to_string(),
+            ClientIdentity::Header(name) => match header(name) {
+                Some(value) => format!("{name}={value}"),
+                None => format!("{} (no {name})", arrival.peer.ip()),
+            },
+            ClientIdentity::UserAgent => header("user-agent").unwrap_or("(no user-agent)").to_owned(),
+        };
+        let mut end = identity.len().min(MAX_IDENTITY);
+        while !identity.is_char_boundary(end) {
+            end -= 1;
+        }
+        Arc::from(&identity[..end])
+    }
+
+    /// A connection was accepted.
+    pub fn connection_opened(&self, connection: u64) {
+        self.lock().connections.insert(connection, ConnectionRecord { client: None, blackholed: false });
+    }
+
+    /// A connection closed, for whatever reason.
+    pub fn connection_closed(&self, connection: u64) {
+        self.lock().connections.remove(&connection);
+    }
+
+    /// A connection stopped answering (a blackhole began).
+    pub fn blackhole_began(&self, connection: u64) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(record) = state.connections.get_mut(&connection) else { return };
+        record.blackholed = true;
+        let Some(client) = record.client.clone() else { return };
+        if let Some(record) = state.clients.get_mut(&client) {
+            record.blackholed(connection, now);
+            record.note(self.entry(now, "blackhole", None, format!("connection {connection}")));
+        }
+    }
+
+    /// The client closed a blackholed connection: it detected the dead peer.
+    pub fn peer_abandoned(&self, connection: u64) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(client) = state.connections.get(&connection).and_then(|record| record.client.clone()) else {
+            return;
+        };
+        let Some(record) = state.clients.get_mut(&client) else { return };
+        if let Some(detected) = record.abandoned(connection, now) {
+            self.metrics.detection.record(detected.as_secs_f64());
+            let detail = format!("connection {connection} after {}", ms(detected));
+            record.note(self.entry(now, "abandoned", None, detail));
+        }
+    }
+
+    /// A call arrived.
+    pub fn call_started(self: &Arc<Self>, arrival: CallArrival<'_>) -> JudgedCall {
+        let now = Instant::now();
+        let client = self.identify(&arrival);
+        let method: Arc<str> = Arc::from(arrival.method);
+        let deadline = arrival.headers.contains_key("grpc-timeout");
+        let user_agent =
+            || arrival.headers.get("user-agent").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        self.metrics.attempts.increment(1);
+        let mut state = self.lock();
+        state.count_second(self.seconds(now));
+        if !state.clients.contains(&client) {
+            let series = (state.client_series < self.settings.max_client_series).then(|| {
+                state.client_series += 1;
+                ::metrics::counter!(crate::telemetry::names::PEER_CLIENT_ATTEMPTS, "client" => client.to_string())
+            });
+            let fresh = ClientRecord::new(now, user_agent(), series);
+            if state.clients.push(client.clone(), fresh).is_some_and(|(evicted, _)| evicted != client) {
+                state.dropped += 1;
+                self.metrics.dropped.increment(1);
+            }
+            self.metrics.tracked.set(state.clients.len() as f64);
+        }
+        let new_connection = match state.connections.get_mut(&arrival.connection) {
+            Some(record) if record.client.is_none() => {
+                record.client = Some(client.clone());
+                true
+            }
+            _ => false,
+        };
+        let record = state.clients.get_mut(&client).expect("inserted above");
+        if new_connection {
+            record.connections += 1;
+            self.metrics.connections.increment(1);
+        }
+        if record.count_attempt(now, deadline, self.hot_loop) {
+            self.metrics.hot_loops.increment(1);
+            info!(client = %client, limit = self.hot_loop, "Client retrying in a hot loop.");
+        }
+        let pairing = record.pair(&method, arrival.connection, now);
+        if let Some((histogram, (_, delay))) = pairing
+            .delay
+            .as_ref()
+            .and_then(|(label, delay)| Some((self.metrics.reconnect_delay(label)?, (label, delay))))
+        {
+            histogram.record(delay.as_secs_f64());
+        }
+        if let Some(gap) = pairing.gap {
+            self.metrics.retry_gap.record(gap.as_secs_f64());
+        }
+        if let Some(honoured) = pairing.retry_info {
+            self.metrics.retry_info(honoured).increment(1);
+        }
+        let detail = match &pairing.delay {
+            Some((label, delay)) => format!("after {label}, {} later", ms(*delay)),
+            None => "first".to_owned(),
+        };
+        record.note(self.entry(now, "attempt", Some(method.clone()), detail));
+        let ticket = CallTicket {
+            client,
+            connection: arrival.connection,
+            retry: pairing.retry,
+            signals: record.signals.clone(),
+            method: method.clone(),
+        };
+        drop(state);
+        JudgedCall {
+            judge: self.clone(),
+            probe: self.probes.get(&*method).cloned(),
+            ticket,
+            outcome: CallOutcome::default(),
+        }
+    }
+
+    fn call_ended(&self, ticket: &CallTicket, ending: Ending, outcome: CallOutcome) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(record) = state.clients.peek_mut(&ticket.client) else { return };
+        let detail = format!("{} after {} messages", ending.label_with_code(), outcome.messages_sent);
+        record.end(ticket, ending, outcome, now);
+        record.note(self.entry(now, "end", Some(ticket.method.clone()), detail));
+    }
+
+    fn resume_asked(&self, client: &Arc<str>, method: &Arc<str>, asked: resume::Position) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(record) = state.clients.peek_mut(client) else { return };
+        if let Some((class, delivered)) = record.resume(method, &asked) {
+            self.metrics.resume(class).increment(1);
+            let detail = format!("{} (asked {asked}, last delivered {delivered})", class.name());
+            record.note(self.entry(now, "resume", Some(method.clone()), detail));
+        }
+    }
+
+    /// A message reached a client an outage left waiting.
+    fn recovered(&self, ticket: &CallTicket) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        ticket.signals.recovery_pending.store(false, Ordering::Relaxed);
+        let Some(record) = state.clients.peek_mut(&ticket.client) else { return };
+        for took in record.recovered(now) {
+            self.metrics.recovery.record(took.as_secs_f64());
+            record.note(self.entry(
+                now,
+                "recovered",
+                Some(ticket.method.clone()),
+                format!("after {}", ms(took)),
+            ));
+        }
+    }
+
+    /// The phase in force changed: an outage that ends leaves every client that was around
+    /// waiting to recover.
+    pub fn phase_changed(&self, name: Option<&str>, outage: bool) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let ending_outage = state.phases.last_mut().filter(|phase| phase.ended.is_none()).map(|phase| {
+            phase.ended = Some(now);
+            (phase.outage, phase.began)
+        });
+        if let Some(name) = name {
+            state.phases.push(PhaseSpan { name: name.to_owned(), outage, began: now, ended: None });
+        }
+        let Some((true, began)) = ending_outage else { return };
+        let since = began.checked_sub(RECOVERY_LOOKBACK).unwrap_or(self.started);
+        for (_, record) in state.clients.iter_mut() {
+            if record.last_seen >= since {
+                record.recoveries.push((now, None));
+                record.signals.recovery_pending.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn entry(
+        &self,
+        at: Instant,
+        event: &'static str,
+        method: Option<Arc<str>>,
+        detail: String,
+    ) -> TimelineEntry {
+        TimelineEntry { at_s: samples::round_ms(self.seconds(at)) / 1000.0, event, method, detail }
+    }
+}
+
+impl JudgeState {
+    fn count_second(&mut self, seconds: f64) {
+        let second = seconds as usize;
+        if second >= MAX_SECONDS {
+            return;
+        }
+        if self.attempts_per_second.len() <= second {
+            self.attempts_per_second.resize(second + 1, 0);
+        }
+        self.attempts_per_second[second] += 1;
+    }
+}
+
+impl JudgedCall {
+    /// The probe for the call's first request, when its method carries a resume position.
+    pub fn request_probe(&self) -> Option<RequestProbe> {
+        self.probe.as_ref().map(|probe| RequestProbe {
+            judge: self.judge.clone(),
+            client: self.ticket.client.clone(),
+            method: self.ticket.method.clone(),
+            probe: probe.clone(),
+        })
+    }
+
+    /// A message is on its way to the client.
+    pub fn delivering(&mut self, message: &OutboundMessage) {
+        if let Some(probe) = &self.probe {
+            if let Some(position) = probe.carried(message) {
+                self.outcome.last_position = Some(position);
+            }
+        }
+        if self.ticket.signals.recovery_pending.load(Ordering::Relaxed) {
+            self.judge.recovered(&self.ticket);
+        }
+    }
+
+    /// The status the call ends with, for the `RetryInfo` it may carry.
+    pub fn status(&mut self, status: &Status) {
+        if status.details().is_empty() {
+            return;
+        }
+        use tonic_types::StatusExt;
+        self.outcome.retry_delay = status.get_details_retry_info().and_then(|info| info.retry_delay);
+    }
+
+    /// The call ended.
+    pub fn end(mut self, ending: Ending, messages_sent: u64) {
+        self.outcome.messages_sent = messages_sent;
+        let outcome = std::mem::take(&mut self.outcome);
+        self.judge.call_ended(&self.ticket, ending, outcome);
+    }
+}
+
+impl RequestProbe {
+    /// Reads the position the call's first request asks for.
+    pub fn observe(self, request: &DynamicMessage) {
+        if let Some(asked) = self.probe.asked(request) {
+            self.judge.resume_asked(&self.client, &self.method, asked);
+        }
+    }
+}
+
+/// `package.Service/Method` from a path `/package.Service/Method`.
+pub fn method_name(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
+}
