@@ -148,6 +148,7 @@ fn check(paths: &[PathBuf], import_paths: &[PathBuf]) -> Result<String, Problems
     };
     for (profile, plan) in &inputs.profiles {
         problems.extend(check_methods(profile, &catalog));
+        problems.extend(crate::judge::resume::check(profile, &catalog));
         if let Some(Err(found)) = plan.as_ref().map(|plan| compile_scenarios(plan, &profile.file, &catalog)) {
             problems.extend(found);
         }

@@ -356,7 +356,8 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
     let fallback = Arc::new(DefaultResponder::seeded(settings.default_response.clone(), seed));
     let catalog = Arc::new(MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES));
     if let Some(profile) = profile {
-        let problems = check_methods(profile, &catalog);
+        let mut problems = check_methods(profile, &catalog);
+        problems.extend(crate::judge::resume::check(profile, &catalog));
         if !problems.is_empty() {
             return Err(problems.into());
         }

@@ -215,12 +215,13 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     };
     let scenarios = compile_scenarios(&plan, &profile.file, &catalog_view)?;
     let shutdown = CancellationToken::new();
-    let (server_task, chaos, target_name) = match driven {
+    let (server_task, chaos, judge, target_name) = match driven {
         Driven::Embedded { server } => {
             info!(addr = %server.telemetry.local_addr(), "Metrics of the client and the server at /metrics.");
             let chaos = server.chaos.clone();
+            let judge = server.server.handle().judge;
             let task = tokio::spawn(server.run(shutdown.clone()));
-            (Some(task), chaos, format!("embedded ({address})"))
+            (Some(task), chaos, Some(judge), format!("embedded ({address})"))
         }
         Driven::Target { .. } => {
             let listen = args.metrics_listen.or(profile.metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
@@ -231,7 +232,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
                 telemetry.serve(stop).await;
                 Ok::<_, anyhow::Error>(())
             });
-            (Some(task), None, address.clone())
+            (Some(task), None, None, address.clone())
         }
     };
     info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
@@ -268,6 +269,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         task.await.context("the embedded server task failed")?.context("the embedded server failed")?;
     }
     let stats = collector.snapshot();
+    let peers = judge.map(|judge| judge.report(interrupted.is_cancelled(), false));
     Ok(Report::build(ReportInputs {
         scenarios: &scenarios,
         stats: &stats,
@@ -278,6 +280,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         seed,
         faults,
         thresholds: &plan.thresholds,
+        peers,
         timeline,
     }))
 }

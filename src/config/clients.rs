@@ -353,11 +353,12 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::values::node;
+    use crate::document::read_documents;
 
     fn read<T>(yaml: &str, compile: impl FnOnce(&mut Reader<'_>, &Node) -> T) -> (T, Vec<String>) {
         let mut reader = Reader::new(Path::new("p.yaml"));
-        let value = compile(&mut reader, &node(yaml));
+        let documents = read_documents(Path::new("p.yaml"), yaml).unwrap();
+        let value = compile(&mut reader, &documents[0]);
         let problems = reader.problems.0.iter().map(|problem| problem.to_string()).collect();
         (value, problems)
     }

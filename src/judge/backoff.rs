@@ -49,16 +49,15 @@ pub fn fit(gaps: &[Gap]) -> Option<FittedBackoff> {
     // A plateau: at least two gaps near the longest, after the first retry.
     let near_longest = gaps.iter().filter(|gap| gap.retry > 1 && gap.seconds >= longest * 0.85).count();
     let cap = (near_longest >= 2 && longest > initial * 1.5).then_some(longest);
-    // Growth from each retry's median to the next, below the cap.
+    // Growth from each retry's median to the next, up to the first that nears the cap (a
+    // jittered step into the cap, or along it, is no growth).
     let deepest = gaps.iter().map(|gap| gap.retry).max().unwrap_or(1);
-    let medians: Vec<(u32, f64)> =
-        (1..=deepest).filter_map(|retry| Some((retry, median(at(retry))?))).collect();
-    let ratios: Vec<f64> = medians
-        .windows(2)
-        .filter(|pair| pair[1].0 == pair[0].0 + 1 && cap.is_none_or(|cap| pair[1].1 < cap * 0.85))
-        .filter(|pair| pair[0].1 > 0.0)
-        .map(|pair| pair[1].1 / pair[0].1)
+    let growing: Vec<f64> = (1..=deepest)
+        .map_while(|retry| median(at(retry)))
+        .take_while(|seconds| cap.is_none_or(|cap| *seconds < cap * 0.75))
         .collect();
+    let ratios: Vec<f64> =
+        growing.windows(2).filter(|pair| pair[0] > 0.0).map(|pair| pair[1] / pair[0]).collect();
     let multiplier = median(ratios).unwrap_or(1.0).max(1.0);
     let fitted = BackoffPolicy {
         initial: Duration::from_secs_f64(initial),
@@ -132,7 +131,7 @@ mod tests {
         (0..count)
             .flat_map(|streak| {
                 (1..=length).map(move |retry| {
-                    let jitter = pattern[(streak * 7 + retry as usize) % pattern.len()];
+                    let jitter = pattern[(streak * 3 + retry as usize) % pattern.len()];
                     Gap { retry, seconds: policy.nominal(retry).as_secs_f64() * (1.0 + jitter) }
                 })
             })

@@ -289,3 +289,126 @@ pub struct CallOutcome {
     /// The resume position of the last message delivered.
     pub last_position: Option<Position>,
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+    use crate::chaos::FaultKind;
+
+    const UNAVAILABLE: Ending = Ending::Fault(FaultKind::Abort, Some(Code::Unavailable));
+
+    struct Clock(Instant);
+
+    impl Clock {
+        fn after(&mut self, millis: u64) -> Instant {
+            self.0 += Duration::from_millis(millis);
+            self.0
+        }
+    }
+
+    fn method() -> Arc<str> {
+        Arc::from("myapp.NotificationService/Subscribe")
+    }
+
+    /// Starts a call on `connection` at `at`, as the judge does.
+    fn attempt(record: &mut ClientRecord, connection: u64, at: Instant) -> (CallTicket, Pairing) {
+        record.count_attempt(at, false, 5.0);
+        let pairing = record.pair(&method(), connection, at);
+        let ticket = CallTicket {
+            client: Arc::from("client"),
+            method: method(),
+            connection,
+            retry: pairing.retry,
+            signals: record.signals.clone(),
+        };
+        (ticket, pairing)
+    }
+
+    fn outcome(messages_sent: u64) -> CallOutcome {
+        CallOutcome { messages_sent, ..CallOutcome::default() }
+    }
+
+    #[test]
+    fn failed_attempts_in_a_row_number_their_retry_gaps_and_a_message_ends_the_streak() {
+        let mut clock = Clock(Instant::now());
+        let mut record = ClientRecord::new(clock.0, None, None);
+        let (ticket, first) = attempt(&mut record, 1, clock.0);
+        assert!(first.delay.is_none());
+        record.end(&ticket, UNAVAILABLE, outcome(0), clock.after(1));
+        for (retry, wait) in [(1, 100), (2, 200), (3, 400)] {
+            let (ticket, pairing) = attempt(&mut record, 1, clock.after(wait));
+            assert_eq!(pairing.retry, retry);
+            assert_eq!(pairing.gap, Some(Duration::from_millis(wait)));
+            let fails = retry < 3;
+            let ending = if fails { UNAVAILABLE } else { Ending::Fault(FaultKind::ResetStream, None) };
+            record.end(&ticket, ending, outcome(if fails { 0 } else { 7 }), clock.after(1));
+        }
+        // The last call delivered messages before its reset: the next attempt is no retry.
+        let (_, after_reset) = attempt(&mut record, 2, clock.after(50));
+        assert_eq!(after_reset.retry, 0);
+        assert_eq!(after_reset.gap, None);
+        let method = &record.methods[&method()];
+        assert_eq!(method.streaks, 1);
+        assert_eq!(method.gaps.iter().map(|gap| gap.retry).collect::<Vec<_>>(), [1, 2, 3]);
+        let reset = &method.reconnect_delays["reset_stream"];
+        assert_eq!((reset.delays.seen(), reset.new_connection), (1, 1));
+        assert_eq!(record.endings["abort UNAVAILABLE"], 3);
+    }
+
+    #[test]
+    fn an_attempt_sooner_than_retry_info_asked_is_not_honoured() {
+        let mut clock = Clock(Instant::now());
+        let mut record = ClientRecord::new(clock.0, None, None);
+        let asked = CallOutcome { retry_delay: Some(Duration::from_secs(1)), ..CallOutcome::default() };
+        let (ticket, _) = attempt(&mut record, 1, clock.0);
+        record.end(&ticket, UNAVAILABLE, asked.clone(), clock.0);
+        let (ticket, early) = attempt(&mut record, 1, clock.after(300));
+        assert_eq!(early.retry_info, Some(false));
+        record.end(&ticket, UNAVAILABLE, asked, clock.0);
+        let (_, patient) = attempt(&mut record, 1, clock.after(1000));
+        assert_eq!(patient.retry_info, Some(true));
+        let method = &record.methods[&method()];
+        assert_eq!((method.retry_info_sent, method.retry_info_honoured), (2, 1));
+    }
+
+    #[test]
+    fn the_call_after_a_cut_is_classed_by_the_position_it_asks_for() {
+        let mut clock = Clock(Instant::now());
+        let mut record = ClientRecord::new(clock.0, None, None);
+        let delivered = CallOutcome {
+            messages_sent: 5,
+            last_position: Some(Position::Number(5)),
+            ..CallOutcome::default()
+        };
+        let (ticket, _) = attempt(&mut record, 1, clock.0);
+        record.end(&ticket, Ending::Fault(FaultKind::TcpReset, None), delivered, clock.after(10));
+        attempt(&mut record, 2, clock.after(10));
+        assert_eq!(
+            record.resume(&method(), &Position::Number(5)).map(|(class, _)| class),
+            Some(ResumeClass::Resumed)
+        );
+        // Only the first request after the cut is a resume.
+        assert_eq!(record.resume(&method(), &Position::Number(0)), None);
+        // A natural end is no cut: the next call is not judged.
+        let (ticket, _) = attempt(&mut record, 2, clock.after(10));
+        record.end(&ticket, Ending::Ok, outcome(3), clock.after(10));
+        assert_eq!(record.resume(&method(), &Position::Number(0)), None);
+    }
+
+    #[test]
+    fn a_burst_above_the_limit_counts_one_hot_loop() {
+        let mut clock = Clock(Instant::now());
+        let mut record = ClientRecord::new(clock.0, None, None);
+        let started: Vec<bool> = (0..20).map(|_| record.count_attempt(clock.after(20), false, 5.0)).collect();
+        assert_eq!(started.iter().filter(|started| **started).count(), 1);
+        assert_eq!(record.max_per_second, 20);
+        // Calm again, then a second burst.
+        record.count_attempt(clock.after(2000), false, 5.0);
+        (0..10).for_each(|_| {
+            record.count_attempt(clock.after(10), false, 5.0);
+        });
+        assert_eq!(record.hot_loops, 2);
+    }
+}

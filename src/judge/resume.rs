@@ -7,8 +7,11 @@ use prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use serde::Serialize;
 
+use crate::chaos::plan::MethodMatch;
+use crate::config::Profile;
 use crate::config::clients::ResumeFields;
-use crate::proto::{MethodEntry, OutboundMessage};
+use crate::diagnostic::{Problem, Problems};
+use crate::proto::{MethodCatalog, MethodEntry, OutboundMessage};
 
 /// A position in a stream, as a resume field holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,9 +151,24 @@ fn position(value: &Value) -> Option<Position> {
     })
 }
 
-/// Whether `fields` fits `method`'s messages, for checking a profile against its protos.
-pub fn fits(fields: &ResumeFields, method: &MethodEntry) -> bool {
-    ResumeProbe::for_method(fields, method).is_some()
+/// A problem when the profile's `clients.resume` fits no method of `catalog`: no method it
+/// matches has the request field and the response field, each a singular integer or string.
+pub fn check(profile: &Profile, catalog: &MethodCatalog) -> Problems {
+    let Some(fields) = &profile.clients.resume else { return Problems::default() };
+    if catalog.methods().any(|method| ResumeProbe::for_method(fields, method).is_some()) {
+        return Problems::default();
+    }
+    let message = format!(
+        "no method has both a request field '{}' and a response field '{}' (each a singular integer or string field){}",
+        fields.request_field,
+        fields.response_field,
+        match &fields.method {
+            MethodMatch::All => String::new(),
+            _ => " among the methods clients.resume.method matches".to_owned(),
+        }
+    );
+    let at = fields.at;
+    Problem::at(&profile.file, at.line, at.column, message).with_field("clients.resume").into()
 }
 
 #[cfg(test)]

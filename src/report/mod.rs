@@ -20,6 +20,7 @@ use crate::chaos::TallySummary;
 use crate::client::stats::{CODES, Counts};
 use crate::client::{DisconnectKind, Sample, Scenario, ScenarioStats};
 use crate::config::load::Threshold;
+use crate::judge::JudgeReport;
 use crate::proto::status::code_name;
 
 pub use progress::TimelinePoint;
@@ -58,6 +59,9 @@ pub struct Report {
     /// Faults the embedded server injected, beside what the client saw; null for a target.
     pub server_faults: Option<ServerFaults>,
     pub thresholds: ThresholdsReport,
+    /// The embedded server's view of the load client, judged against the profile's `expect`
+    /// section as any client under test is; null for a target.
+    pub peers: Option<JudgeReport>,
     /// One point per progress interval.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -152,6 +156,7 @@ pub struct ReportInputs<'a> {
     pub seed: u64,
     pub faults: Option<TallySummary>,
     pub thresholds: &'a [Threshold],
+    pub peers: Option<JudgeReport>,
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -247,12 +252,13 @@ impl Report {
             scenarios,
             server_faults: inputs.faults.map(|tally| reconcile::reconcile(&tally, &counts)),
             thresholds,
+            peers: inputs.peers,
             timeline: inputs.timeline,
         }
     }
 
-    /// True when every threshold held.
+    /// True when every threshold held, and every expectation of the clients under test.
     pub fn passed(&self) -> bool {
-        self.thresholds.passed
+        self.thresholds.passed && self.peers.as_ref().is_none_or(|peers| peers.expectations.passed)
     }
 }

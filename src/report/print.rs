@@ -193,5 +193,8 @@ pub fn summary(report: &Report) -> String {
             let _ = writeln!(out, "{}", verdict(result));
         }
     }
+    if let Some(peers) = &report.peers {
+        let _ = write!(out, "\nas the server saw it\n{}", peers.describe());
+    }
     out
 }
