@@ -25,7 +25,6 @@ use super::body::DrivenBody;
 use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder};
 use super::connection::{ConnectionContext, ConnectionRegistry};
 use super::streams::{StreamGuard, StreamRegistry};
-use crate::chaos::plan::FaultPlan;
 use crate::chaos::{ChaosEngine, FaultTally};
 use crate::driver::{DriverTargets, StreamControl, drive};
 use crate::proto::status::MESSAGES_READ_METADATA;
@@ -56,13 +55,10 @@ impl DynamicService {
         catalog: Arc<MethodCatalog>,
         responder: Arc<dyn Responder>,
         settings: &ServerSettings,
+        chaos: Arc<ChaosEngine>,
         streams: Arc<StreamRegistry>,
         connections: Arc<ConnectionRegistry>,
     ) -> Self {
-        let chaos = settings.chaos.clone().unwrap_or_else(|| {
-            Arc::new(ChaosEngine::new(FaultPlan { seed: settings.seed, ..FaultPlan::default() }))
-        });
-        chaos.set_base(settings.limits.base_layer());
         let shared = DynamicShared {
             catalog,
             responder,
@@ -101,7 +97,8 @@ impl DynamicShared {
         let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
-        let stream = self.streams.open(method.clone(), &connection);
+        let control = Arc::new(StreamControl::default());
+        let stream = self.streams.open(method.clone(), &connection, control.clone());
         let codec = DynamicCodec::for_server(method.input())
             .with_buffer_size(self.stream_buffer_bytes)
             .with_meter(stream.stream().clone());
@@ -112,7 +109,6 @@ impl DynamicShared {
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
-        let control = Arc::new(StreamControl::default());
         let stream_control = control.clone();
         let delivery = connection.delivery.clone();
         // tonic calls the handler once per request; the guard moves into that call.

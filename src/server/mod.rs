@@ -16,6 +16,7 @@ pub mod dynamic;
 pub mod guard;
 pub mod introspection;
 pub mod limits;
+pub mod live_cut;
 pub mod router;
 pub mod streams;
 pub mod tls;
@@ -36,10 +37,12 @@ pub use call::{Call, Inbound, OutboundStream, Responder};
 pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, ConnectionRegistry};
 pub use default_responder::{DefaultResponder, DefaultResponse};
 pub use limits::StreamLimits;
+pub use live_cut::{CutCount, LiveCuts};
 pub use streams::{LiveStream, StreamRegistry};
 pub use tls::{ServerTls, ServerTlsFiles};
 
-use crate::chaos::ChaosEngine;
+use crate::chaos::plan::FaultPlan;
+use crate::chaos::{ChaosEngine, run_timeline};
 use crate::proto::MethodCatalog;
 use dynamic::DynamicService;
 use router::GrpcRouter;
@@ -176,6 +179,11 @@ pub struct ServerHandle {
     pub streams: Arc<StreamRegistry>,
     pub catalog: Arc<MethodCatalog>,
     pub health: HealthReporter,
+    /// Cuts live streams and connections on cue (phases' `on_enter`, `/admin/disconnect`).
+    pub cuts: Arc<LiveCuts>,
+    /// The engine deciding every stream's faults: the profile's, or one with only the
+    /// stream limits.
+    pub chaos: Arc<ChaosEngine>,
 }
 
 impl ServerHandle {
@@ -219,8 +227,19 @@ impl BoundServer {
 
         let streams = Arc::new(StreamRegistry::new(&catalog, settings.per_stream_series));
         let connections = Arc::new(ConnectionRegistry::default());
-        let dynamic =
-            DynamicService::new(catalog.clone(), responder, &settings, streams.clone(), connections.clone());
+        let chaos = settings.chaos.clone().unwrap_or_else(|| {
+            Arc::new(ChaosEngine::new(FaultPlan { seed: settings.seed, ..FaultPlan::default() }))
+        });
+        chaos.set_base(settings.limits.base_layer());
+        let cuts = Arc::new(LiveCuts::new(streams.clone(), connections.clone(), chaos.clone()));
+        let dynamic = DynamicService::new(
+            catalog.clone(),
+            responder,
+            &settings,
+            chaos.clone(),
+            streams.clone(),
+            connections.clone(),
+        );
         let router = GrpcRouter::new(dynamic)
             .with_native("grpc.health.v1.Health", health_service)
             .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)
@@ -241,7 +260,7 @@ impl BoundServer {
             chaos: settings.chaos.clone(),
             tls: settings.tls.clone(),
         };
-        let handle = ServerHandle { connections, streams, catalog, health };
+        let handle = ServerHandle { connections, streams, catalog, health, cuts, chaos };
         Ok(Self { acceptor, local_addr, handle })
     }
 
@@ -260,6 +279,8 @@ impl BoundServer {
     }
 
     /// Serves until `shutdown` fires, then drains (GOAWAY), waits the grace period, and closes.
+    /// Meanwhile the phase timeline runs: each phase's `on_enter` cuts live traffic as it
+    /// begins.
     pub async fn serve(self, shutdown: CancellationToken) {
         let tls = self.tls().map(|tls| if tls.is_mutual() { "mtls" } else { "tls" });
         info!(addr = %self.local_addr, services = self.handle.catalog.services().len(), tls, "Serving.");
@@ -272,7 +293,15 @@ impl BoundServer {
                 health.set_service_status(service, ServingStatus::NotServing).await;
             }
         };
-        tokio::join!(self.acceptor.run(shutdown), mark_not_serving);
+        let (chaos, cuts) = (self.handle.chaos.clone(), self.handle.cuts.clone());
+        let on_enter = |cut: &crate::chaos::plan::LiveCut| {
+            let count = cuts.cut(cut);
+            let action = cut.action.describe();
+            info!(%action, streams = count.streams, connections = count.connections, "Phase cut live traffic.");
+        };
+        let timeline = run_timeline(&chaos, on_enter, shutdown.clone());
+        tokio::join!(self.acceptor.run(shutdown), mark_not_serving, timeline);
+        self.handle.cuts.close().await;
         // Streams run in tasks of their own, which notice a closed connection a moment after
         // its task ends; wait for them so every stream's end is counted before returning.
         if tokio::time::timeout(STREAMS_SETTLE, self.handle.streams.until_idle()).await.is_err() {
