@@ -33,11 +33,11 @@ fn metrics(c: &mut Criterion) {
     for (name, registry) in
         [("message_sent_no_recorder_baseline", &without), ("message_sent_prometheus", &with)]
     {
-        let guard = registry.open(subscribe.clone(), &connection);
+        let guard = registry.open(subscribe.clone(), &connection, Default::default());
         group.bench_function(name, |b| b.iter(|| guard.stream().sent(black_box(MESSAGE_BYTES))));
     }
     group.bench_function("stream_open_close_prometheus", |b| {
-        b.iter(|| drop(black_box(with.open(subscribe.clone(), &connection))))
+        b.iter(|| drop(black_box(with.open(subscribe.clone(), &connection, Default::default()))))
     });
     group.finish();
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -23,6 +23,7 @@ use super::plan::{
 };
 use super::sample::stream_rng;
 use super::tally::{FaultKind, FaultTally};
+use super::timeline::PhaseClock;
 use crate::proto::MethodEntry;
 
 /// Distinguishes chaos draws from other per-stream draws.
@@ -133,10 +134,9 @@ impl StreamFaults {
 /// the on/off switch, and call rate limiters.
 pub struct ChaosEngine {
     plan: ArcSwap<FaultPlan>,
-    started: Instant,
+    /// The timeline: the phase in force, pinned or by the clock, and its changes.
+    pub(super) phases: PhaseClock,
     enabled: AtomicBool,
-    /// A phase chosen by hand (admin endpoint) instead of the clock.
-    pinned_phase: Mutex<Option<usize>>,
     call_limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
     server_limiter: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
     /// Every fault injected under this engine.
@@ -154,10 +154,9 @@ impl ChaosEngine {
         let tally = Arc::<FaultTally>::default();
         tally.register(&plan);
         Self {
+            phases: PhaseClock::new(&plan),
             plan: ArcSwap::from_pointee(plan),
-            started: Instant::now(),
             enabled: AtomicBool::new(true),
-            pinned_phase: Mutex::new(None),
             call_limiters: Mutex::new(HashMap::new()),
             server_limiter: Mutex::new(None),
             tally,
@@ -189,7 +188,7 @@ impl ChaosEngine {
         self.plan.store(Arc::new(plan));
         self.call_limiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.server_limiter.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.phases.pin(None);
     }
 
     pub fn set_enabled(&self, enabled: bool) {
@@ -198,47 +197,6 @@ impl ChaosEngine {
 
     pub fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
-    }
-
-    /// Pins the named phase (or lets the clock decide again with `None`); false if unknown.
-    pub fn pin_phase(&self, name: Option<&str>) -> bool {
-        let plan = self.plan();
-        let index = match name {
-            None => None,
-            Some(name) => match plan.phases.iter().position(|phase| phase.name == name) {
-                Some(index) => Some(index),
-                None => return false,
-            },
-        };
-        *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner()) = index;
-        true
-    }
-
-    /// The phase chosen by hand, if any.
-    pub fn pinned_phase(&self) -> Option<usize> {
-        *self.pinned_phase.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The phase in force now, by index into the plan's phases.
-    pub fn current_phase(&self, plan: &FaultPlan) -> Option<usize> {
-        if let Some(index) = self.pinned_phase() {
-            return Some(index);
-        }
-        // Saturating: phases may each be as long as a duration can be, and a cycle longer
-        // than that never comes round anyway.
-        let cycle =
-            plan.phases.iter().fold(Duration::ZERO, |total, phase| total.saturating_add(phase.duration));
-        if cycle.is_zero() {
-            return None;
-        }
-        let mut offset = Duration::from_nanos((self.started.elapsed().as_nanos() % cycle.as_nanos()) as u64);
-        plan.phases.iter().position(|phase| match offset.checked_sub(phase.duration) {
-            Some(rest) => {
-                offset = rest;
-                false
-            }
-            None => true,
-        })
     }
 
     /// Draws the faults for a new stream of `method`.

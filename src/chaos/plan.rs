@@ -72,6 +72,17 @@ impl MethodMatch {
     }
 }
 
+/// As a profile writes it: `*`, `package.Service/*` or `package.Service/Method`.
+impl std::fmt::Display for MethodMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => write!(f, "*"),
+            Self::Service(service) => write!(f, "{service}/*"),
+            Self::Method { service, method } => write!(f, "{service}/{method}"),
+        }
+    }
+}
+
 /// One rule: the faults it sets for the methods it matches.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -226,4 +237,56 @@ pub struct Phase {
     pub duration: Duration,
     /// Faults that take precedence over the rules while the phase lasts.
     pub faults: Faults,
+    /// What the phase does, as it begins, to the streams and connections already live.
+    pub on_enter: Option<LiveCut>,
+}
+
+impl Phase {
+    /// Whether the phase is an outage: it refuses or breaks calls (abort, fail, disconnect) or
+    /// cuts what is live as it begins.
+    pub fn is_outage(&self) -> bool {
+        self.faults.abort.is_some()
+            || self.faults.fail.is_some()
+            || self.faults.disconnect.is_some()
+            || self.on_enter.is_some()
+    }
+}
+
+/// A cut of live traffic: what a phase does as it begins (`on_enter`), or what
+/// `POST /admin/disconnect` asks for.
+#[derive(Debug, Clone)]
+pub struct LiveCut {
+    pub action: LiveAction,
+    /// The share of the matching live streams (status, `reset_stream`) or connections
+    /// (`goaway`, `tcp_reset`, `blackhole`) cut; which ones is drawn from the plan's seed.
+    pub fraction: Rate,
+    /// Only streams of these methods, or connections carrying one; all by default.
+    pub matcher: MethodMatch,
+}
+
+/// What a live cut does to each stream or connection it hits.
+#[derive(Debug, Clone)]
+pub enum LiveAction {
+    /// Reset the stream, or GOAWAY, TCP-reset or blackhole its connection (never `Stall`).
+    Disconnect(DisconnectMode),
+    /// End the stream with this status (`code`, `message`, and encoded details if any).
+    Fail { code: Code, message: String, details: Option<Bytes> },
+}
+
+impl LiveAction {
+    /// Whether the cut acts on whole connections rather than single streams.
+    pub fn cuts_connections(&self) -> bool {
+        matches!(
+            self,
+            Self::Disconnect(DisconnectMode::Goaway { .. } | DisconnectMode::TcpReset | DisconnectMode::Blackhole)
+        )
+    }
+
+    /// The action in a word or two: the mode's name, or `fail CODE`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Disconnect(mode) => super::FaultKind::from(*mode).name().to_owned(),
+            Self::Fail { code, .. } => format!("fail {}", crate::proto::status::code_name(*code)),
+        }
+    }
 }

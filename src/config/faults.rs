@@ -1,7 +1,8 @@
 //! The `chaos` section compiled into a [`FaultPlan`]: rules with their method matches, the
-//! phase timeline, connection faults, and each fault kind with its defaults filled in
-//! (abort → `UNAVAILABLE` "injected abort", fail → `INTERNAL` "injected failure", disconnect →
-//! `reset_stream` with `CANCEL`, message cap → `OK`, stream timeout → `DEADLINE_EXCEEDED`).
+//! phase timeline (a phase's `on_enter` is read by [`super::live_cut`]), connection faults,
+//! and each fault kind with its defaults filled in (abort → `UNAVAILABLE` "injected abort",
+//! fail → `INTERNAL` "injected failure", disconnect → `reset_stream` with `CANCEL`, message cap
+//! → `OK`, stream timeout → `DEADLINE_EXCEEDED`).
 
 use tonic::Code;
 
@@ -40,7 +41,8 @@ impl Reader<'_> {
         }
         plan.rules = self
             .list(node.get("rules"), "chaos.rules", |reader, rule, field| reader.rule(rule, field, methods));
-        plan.phases = self.list(node.get("phases"), "chaos.phases", Self::phase);
+        plan.phases =
+            self.list(node.get("phases"), "chaos.phases", |reader, phase, field| reader.phase(phase, field, methods));
         plan
     }
 
@@ -79,12 +81,16 @@ impl Reader<'_> {
         Some(matcher)
     }
 
-    fn phase(&mut self, node: &Node, field: &str) -> Option<Phase> {
-        self.mapping(node, field, &[&["name", "duration"][..], FAULT_FIELDS].concat())?;
+    fn phase(&mut self, node: &Node, field: &str, methods: &mut Vec<MethodReference>) -> Option<Phase> {
+        self.mapping(node, field, &[&["name", "duration", "on_enter"][..], FAULT_FIELDS].concat())?;
         let name = self.required(node, field, "name", "outage", values::text);
         let duration = self.required(node, field, "duration", "10s", values::positive_duration);
         let faults = self.faults(node, field);
-        Some(Phase { name: name?, duration: duration?, faults })
+        let on_enter = match node.get("on_enter") {
+            None => None,
+            Some(on_enter) => Some(self.live_cut(on_enter, &join(field, "on_enter"), "disconnect", methods)?),
+        };
+        Some(Phase { name: name?, duration: duration?, faults, on_enter })
     }
 
     /// The fault keys of a rule or phase; the caller has already checked for unknown keys.

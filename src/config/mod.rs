@@ -12,6 +12,7 @@ pub mod clients;
 mod details;
 mod draws;
 mod faults;
+mod live_cut;
 pub mod load;
 mod profile;
 pub mod protocol;
@@ -30,6 +31,7 @@ use crate::document::{Node, Position, read_documents};
 use crate::proto::MethodCatalog;
 use crate::stub::compile::resolve_service;
 
+pub use live_cut::live_cut_request;
 pub use tls::server_tls;
 
 /// The keys of `server` that hold paths.

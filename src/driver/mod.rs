@@ -16,6 +16,7 @@
 //! its transport through [`StreamControl`] and [`ConnectionControl`].
 
 pub mod control;
+mod live;
 pub mod schedule;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-pub use control::StreamControl;
+pub use control::{ConnectionCutOnce, ConnectionCutShare, CutRequest, StreamControl};
+use live::{Cuttable, cut_live};
 use schedule::Schedule;
 
 use crate::chaos::plan::DisconnectMode;
@@ -66,22 +68,34 @@ pub struct DriverTargets {
     pub tally: Arc<FaultTally>,
 }
 
+impl DriverTargets {
+    /// Records a fault injected on this stream: every fault the driver injects, drawn or asked
+    /// for live, is recorded here and nowhere else.
+    pub fn record(&self, kind: FaultKind, code: Option<Code>) {
+        self.tally.record(kind, code, self.stream_id);
+        self.control.note_fault(kind, code);
+    }
+}
+
 /// What woke the driver.
 enum Event<T> {
     Message(Option<Result<T, Status>>, Option<Instant>),
     Timeout,
     Fail,
     Disconnect,
+    Cut(CutRequest),
 }
 
-/// `messages` with `faults` carried out.
+/// `messages` with `faults` carried out, and any cut asked for through the stream's control
+/// (see [`StreamControl::request_cut`]). A stream without drawn faults goes through a thin
+/// wrapper that only watches for such a cut.
 pub fn drive<T: Send + 'static>(
     messages: BoxStream<'static, Result<T, Status>>,
     mut faults: StreamFaults,
     targets: DriverTargets,
 ) -> BoxStream<'static, Result<T, Status>> {
     if faults.is_quiet() {
-        return messages;
+        return Box::pin(Cuttable::new(messages, targets, faults.cut_linger));
     }
     let opened = Instant::now();
     let at = |trigger: Option<Trigger>| match trigger {
@@ -100,9 +114,13 @@ pub fn drive<T: Send + 'static>(
     Box::pin(try_stream! {
         let mut messages = messages;
         let mut sent: u64 = 0;
+        let linger = faults.cut_linger;
         loop {
+            if let Some(cut) = targets.control.take_cut() {
+                Err(cut_live(cut, linger, &targets, sent, &mut messages).await)?;
+            }
             if matches!(faults.fail, Some((Trigger::AfterMessages(count), _)) if count == sent) {
-                settle(&faults, &targets, sent, &mut messages).await;
+                settle(linger, &targets, sent, &mut messages).await;
                 Err(fail(&mut faults, &targets))?;
             }
             if matches!(faults.disconnect, Some((Trigger::AfterMessages(count), _)) if count == sent) {
@@ -111,9 +129,9 @@ pub fn drive<T: Send + 'static>(
             if let Some(cap) = faults.message_cap.filter(|cap| cap.max == sent) {
                 let code = (cap.code != Code::Ok).then_some(cap.code);
                 if cap.code != Code::Ok {
-                    settle(&faults, &targets, sent, &mut messages).await;
+                    settle(linger, &targets, sent, &mut messages).await;
                 }
-                targets.tally.record(FaultKind::Cap, code, targets.stream_id);
+                targets.record(FaultKind::Cap, code);
                 if cap.code != Code::Ok {
                     Err(Status::new(cap.code, format!("message cap of {} reached", cap.max)))?;
                 }
@@ -128,6 +146,7 @@ pub fn drive<T: Send + 'static>(
                     _ = sleep_until(deadline) => Event::Timeout,
                     _ = sleep_until(fail_at), if faults.fail.is_some() => Event::Fail,
                     _ = sleep_until(disconnect_at), if faults.disconnect.is_some() => Event::Disconnect,
+                    cut = targets.control.cut_requested() => Event::Cut(cut),
                 },
             };
             let (message, arrived) = match event {
@@ -136,9 +155,10 @@ pub fn drive<T: Send + 'static>(
                 Event::Message(Some(message), arrived) => (message?, arrived),
                 Event::Timeout => Err(timed_out(&faults, &targets))?,
                 Event::Fail => {
-                    settle(&faults, &targets, sent, &mut messages).await;
+                    settle(linger, &targets, sent, &mut messages).await;
                     Err(fail(&mut faults, &targets))?
                 }
+                Event::Cut(cut) => Err(cut_live(cut, linger, &targets, sent, &mut messages).await)?,
                 Event::Disconnect => {
                     disconnect(&mut faults, &targets, sent, &mut messages).await;
                     continue;
@@ -153,7 +173,14 @@ pub fn drive<T: Send + 'static>(
                 if !due.delay.is_zero() {
                     targets.tally.record_latency(due.delay, targets.stream_id);
                 }
-                tokio::time::sleep_until(due.at).await;
+                // A cut asked for meanwhile does not wait for the delayed message.
+                let cut = tokio::select! {
+                    _ = tokio::time::sleep_until(due.at) => None,
+                    cut = targets.control.cut_requested() => Some(cut),
+                };
+                if let Some(cut) = cut {
+                    Err(cut_live(cut, linger, &targets, sent, &mut messages).await)?;
+                }
                 let now = Instant::now();
                 targets.tally.record_schedule_error(now.saturating_duration_since(due.at));
                 schedule.sent(now);
@@ -174,13 +201,13 @@ pub async fn sleep_until(when: Option<Instant>) {
 
 fn timed_out(faults: &StreamFaults, targets: &DriverTargets) -> Status {
     let timeout = faults.stream_timeout.expect("only called with a timeout");
-    targets.tally.record(FaultKind::Timeout, Some(timeout.code), targets.stream_id);
+    targets.record(FaultKind::Timeout, Some(timeout.code));
     Status::new(timeout.code, format!("stream timeout of {} ms reached", timeout.after.as_millis()))
 }
 
 fn fail(faults: &mut StreamFaults, targets: &DriverTargets) -> Status {
     let (_, status) = faults.fail.take().expect("only called with a failure");
-    targets.tally.record(FaultKind::Fail, Some(status.code()), targets.stream_id);
+    targets.record(FaultKind::Fail, Some(status.code()));
     status
 }
 
@@ -193,17 +220,17 @@ fn fail(faults: &mut StreamFaults, targets: &DriverTargets) -> Status {
 /// client sends, so a message sent during the wait is read and counted rather than lost to the
 /// cut unseen.
 async fn settle<T>(
-    faults: &StreamFaults,
+    linger: Duration,
     targets: &DriverTargets,
     sent: u64,
     messages: &mut BoxStream<'static, Result<T, Status>>,
 ) {
-    if sent == 0 || faults.cut_linger.is_zero() {
+    if sent == 0 || linger.is_zero() {
         return;
     }
     let wait = async {
         targets.connection.delivered().await;
-        tokio::time::sleep(faults.cut_linger).await;
+        tokio::time::sleep(linger).await;
     };
     let discard = async {
         while messages.next().await.is_some() {}
@@ -226,31 +253,38 @@ async fn disconnect<T>(
 ) {
     let Some((_, mode)) = faults.disconnect.take() else { return };
     if discards_in_flight(mode) {
-        settle(faults, targets, sent, messages).await;
+        settle(faults.cut_linger, targets, sent, messages).await;
     }
-    targets.tally.record(FaultKind::from(mode), None, targets.stream_id);
+    targets.record(FaultKind::from(mode), None);
     match mode {
-        DisconnectMode::ResetStream { h2_code } => {
-            // With the raw race, messages still queued in HTTP/2 are discarded by the reset;
-            // the report counts those against what arrived.
-            targets.tally.record_messages_before_reset(sent);
-            targets.control.reset(h2::Reason::from(h2_code));
-        }
+        DisconnectMode::ResetStream { h2_code } => reset(targets, h2::Reason::from(h2_code), sent),
         DisconnectMode::Goaway { grace: Some(grace) } => {
             targets.connection.cut(ConnectionCut::GoAway { grace });
             return;
         }
-        DisconnectMode::Goaway { grace: None } => {
-            targets.connection.cut(ConnectionCut::GoAway { grace: Duration::ZERO });
-        }
-        DisconnectMode::TcpReset => targets.connection.cut(ConnectionCut::Reset),
-        DisconnectMode::Blackhole => {
-            targets.connection.cut(ConnectionCut::Blackhole { hold: BLACKHOLE_HOLD })
-        }
         DisconnectMode::Stall => {}
+        mode => targets.connection.cut(connection_cut(mode).expect("a connection-wide mode")),
     }
     // The stream sends nothing more; it ends when the client or the connection gives up.
     std::future::pending::<()>().await;
+}
+
+/// Resets the stream after `sent` messages. With the raw race, messages still queued in HTTP/2
+/// are discarded by the reset; the report counts those against what arrived.
+fn reset(targets: &DriverTargets, reason: h2::Reason, sent: u64) {
+    targets.tally.record_messages_before_reset(sent);
+    targets.control.reset(reason);
+}
+
+/// The connection cut a disconnect mode makes, for the modes that act on the whole
+/// connection (a GOAWAY without grace closes at once).
+pub fn connection_cut(mode: DisconnectMode) -> Option<ConnectionCut> {
+    match mode {
+        DisconnectMode::Goaway { grace } => Some(ConnectionCut::GoAway { grace: grace.unwrap_or_default() }),
+        DisconnectMode::TcpReset => Some(ConnectionCut::Reset),
+        DisconnectMode::Blackhole => Some(ConnectionCut::Blackhole { hold: BLACKHOLE_HOLD }),
+        DisconnectMode::ResetStream { .. } | DisconnectMode::Stall => None,
+    }
 }
 
 /// Whether a cut can lose messages already sent: every mode but a stall (which keeps the

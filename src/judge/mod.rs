@@ -407,9 +407,12 @@ impl Judge {
 
     /// The phase in force changed: an outage that ends leaves every client that was around
     /// waiting to recover.
-    pub fn phase_changed(&self, name: Option<&str>, outage: bool) {
-        let now = Instant::now();
+    pub fn phase_changed(&self, name: Option<&str>, outage: bool, since: Instant) {
+        let now = since;
         let mut state = self.lock();
+        if state.phases.last().is_some_and(|phase| phase.began == since) {
+            return;
+        }
         let ending_outage = state.phases.last_mut().filter(|phase| phase.ended.is_none()).map(|phase| {
             phase.ended = Some(now);
             (phase.outage, phase.began)

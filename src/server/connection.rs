@@ -161,6 +161,12 @@ impl ConnectionRegistry {
         })
     }
 
+    /// The same handle on connection `id`, while it is live.
+    pub fn control_of(self: &Arc<Self>, id: ConnectionId) -> Option<Arc<dyn ConnectionControl>> {
+        let context = self.lock().get(&id).map(|entry| entry.context.clone())?;
+        Some(self.control(&context))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, RegistryEntry>> {
         // A panic while holding this lock cannot leave the map half-updated.
         self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -25,7 +25,6 @@ use super::body::DrivenBody;
 use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder};
 use super::connection::{ConnectionContext, ConnectionRegistry};
 use super::streams::{StreamGuard, StreamRegistry};
-use crate::chaos::plan::FaultPlan;
 use crate::chaos::{ChaosEngine, FaultTally};
 use crate::driver::{DriverTargets, StreamControl, drive};
 use crate::judge::{CallArrival, Judge, method_name};
@@ -59,14 +58,11 @@ impl DynamicService {
         catalog: Arc<MethodCatalog>,
         responder: Arc<dyn Responder>,
         settings: &ServerSettings,
+        chaos: Arc<ChaosEngine>,
         streams: Arc<StreamRegistry>,
         connections: Arc<ConnectionRegistry>,
         judge: Arc<Judge>,
     ) -> Self {
-        let chaos = settings.chaos.clone().unwrap_or_else(|| {
-            Arc::new(ChaosEngine::new(FaultPlan { seed: settings.seed, ..FaultPlan::default() }))
-        });
-        chaos.set_base(settings.limits.base_layer());
         let shared = DynamicShared {
             catalog,
             responder,
@@ -113,7 +109,7 @@ impl DynamicShared {
             headers: request.headers(),
             method: method_name(&method.path),
         });
-        let mut stream = self.streams.open(method.clone(), &connection);
+        let mut stream = self.streams.open(method.clone(), &connection, control.clone());
         stream.judge(call, control.clone());
         let codec = DynamicCodec::for_server(method.input())
             .with_buffer_size(self.stream_buffer_bytes)

@@ -16,6 +16,7 @@ pub mod dynamic;
 pub mod guard;
 pub mod introspection;
 pub mod limits;
+pub mod live_cut;
 pub mod router;
 pub mod streams;
 pub mod tls;
@@ -36,10 +37,12 @@ pub use call::{Call, Inbound, OutboundStream, Responder};
 pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, ConnectionRegistry};
 pub use default_responder::{DefaultResponder, DefaultResponse};
 pub use limits::StreamLimits;
+pub use live_cut::{CutCount, LiveCuts};
 pub use streams::{LiveStream, StreamRegistry};
 pub use tls::{ServerTls, ServerTlsFiles};
 
-use crate::chaos::ChaosEngine;
+use crate::chaos::plan::FaultPlan;
+use crate::chaos::{ChaosEngine, run_timeline};
 use crate::judge::{Judge, JudgeSettings};
 use crate::proto::MethodCatalog;
 use dynamic::DynamicService;
@@ -182,6 +185,11 @@ pub struct ServerHandle {
     pub health: HealthReporter,
     /// How each client under test copes (`/clients`, `serve --report`).
     pub judge: Arc<Judge>,
+    /// Cuts live streams and connections on cue (phases' `on_enter`, `/admin/disconnect`).
+    pub cuts: Arc<LiveCuts>,
+    /// The engine deciding every stream's faults: the profile's, or one with only the
+    /// stream limits.
+    pub chaos: Arc<ChaosEngine>,
 }
 
 impl ServerHandle {
@@ -226,10 +234,16 @@ impl BoundServer {
         let streams = Arc::new(StreamRegistry::new(&catalog, settings.per_stream_series));
         let connections = Arc::new(ConnectionRegistry::default());
         let judge = Arc::new(Judge::new(settings.judging.clone(), &catalog));
+        let chaos = settings.chaos.clone().unwrap_or_else(|| {
+            Arc::new(ChaosEngine::new(FaultPlan { seed: settings.seed, ..FaultPlan::default() }))
+        });
+        chaos.set_base(settings.limits.base_layer());
+        let cuts = Arc::new(LiveCuts::new(streams.clone(), connections.clone(), chaos.clone()));
         let dynamic = DynamicService::new(
             catalog.clone(),
             responder,
             &settings,
+            chaos.clone(),
             streams.clone(),
             connections.clone(),
             judge.clone(),
@@ -255,7 +269,7 @@ impl BoundServer {
             tls: settings.tls.clone(),
             judge: judge.clone(),
         };
-        let handle = ServerHandle { connections, streams, catalog, health, judge };
+        let handle = ServerHandle { connections, streams, catalog, health, judge, cuts, chaos };
         Ok(Self { acceptor, local_addr, handle })
     }
 
@@ -274,6 +288,8 @@ impl BoundServer {
     }
 
     /// Serves until `shutdown` fires, then drains (GOAWAY), waits the grace period, and closes.
+    /// Meanwhile the phase timeline runs: each phase's `on_enter` cuts live traffic as it
+    /// begins.
     pub async fn serve(self, shutdown: CancellationToken) {
         let tls = self.tls().map(|tls| if tls.is_mutual() { "mtls" } else { "tls" });
         info!(addr = %self.local_addr, services = self.handle.catalog.services().len(), tls, "Serving.");
@@ -286,7 +302,16 @@ impl BoundServer {
                 health.set_service_status(service, ServingStatus::NotServing).await;
             }
         };
-        tokio::join!(self.acceptor.run(shutdown), mark_not_serving);
+        let (chaos, cuts) = (self.handle.chaos.clone(), self.handle.cuts.clone());
+        let on_enter = |cut: &crate::chaos::plan::LiveCut| {
+            let count = cuts.cut(cut);
+            let action = cut.action.describe();
+            info!(%action, streams = count.streams, connections = count.connections, "Phase cut live traffic.");
+        };
+        let timeline = run_timeline(&chaos, on_enter, shutdown.clone());
+        let judge_phases = tell_judge_phases(&chaos, self.handle.judge.clone(), shutdown.clone());
+        tokio::join!(self.acceptor.run(shutdown), mark_not_serving, timeline, judge_phases);
+        self.handle.cuts.close().await;
         // Streams run in tasks of their own, which notice a closed connection a moment after
         // its task ends; wait for them so every stream's end is counted before returning.
         if tokio::time::timeout(STREAMS_SETTLE, self.handle.streams.until_idle()).await.is_err() {
@@ -296,5 +321,20 @@ impl BoundServer {
             );
         }
         info!("Server stopped.");
+    }
+}
+
+/// Tells the judge of the phase in force and of every change, until `shutdown`.
+async fn tell_judge_phases(chaos: &ChaosEngine, judge: Arc<Judge>, shutdown: CancellationToken) {
+    let mut phases = chaos.phase_changes();
+    loop {
+        {
+            let phase = phases.borrow_and_update();
+            judge.phase_changed(phase.name.as_deref(), phase.outage, phase.since);
+        }
+        tokio::select! {
+            changed = phases.changed() => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
     }
 }

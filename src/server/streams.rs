@@ -105,6 +105,8 @@ pub struct LiveStream {
     pub bytes_received: AtomicU64,
     /// Whether this stream has series of its own on `/metrics`.
     pub detailed: bool,
+    /// Where a live cut of the stream is asked for (see [`super::live_cut`]).
+    pub control: Arc<StreamControl>,
     /// The faults drawn for the stream at its start; boxed, and only when there are any, so a
     /// stream without faults pays one pointer for them.
     faults: OnceLock<Box<FaultSummary>>,
@@ -178,8 +180,14 @@ impl StreamRegistry {
         }
     }
 
-    /// Opens a stream of `method` on `connection`; it stays listed until the guard is dropped.
-    pub fn open(self: &Arc<Self>, method: Arc<MethodEntry>, connection: &ConnectionContext) -> StreamGuard {
+    /// Opens a stream of `method` on `connection`, cut through `control`; it stays listed until
+    /// the guard is dropped.
+    pub fn open(
+        self: &Arc<Self>,
+        method: Arc<MethodEntry>,
+        connection: &ConnectionContext,
+        control: Arc<StreamControl>,
+    ) -> StreamGuard {
         let id = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         let metrics = match self.methods.get(&method.path) {
             Some(metrics) => metrics.clone(),
@@ -207,6 +215,7 @@ impl StreamRegistry {
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             detailed,
+            control,
             faults: OnceLock::new(),
             metrics,
         });

@@ -82,7 +82,7 @@ impl TelemetryEndpoint {
             connections.spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, request)) }
+                    async move { Ok::<_, Infallible>(route(&state, request).await) }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service);
@@ -117,7 +117,7 @@ pub(super) fn respond_json(status: StatusCode, value: &serde_json::Value) -> Res
     respond(status, "application/json", value.to_string())
 }
 
-fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     match (request.method(), path) {
         (&Method::GET, "/metrics") => {
@@ -143,7 +143,7 @@ fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<Full<By
             },
             None => respond(StatusCode::NOT_FOUND, "text/plain", "no server runs in this process\n"),
         },
-        (_, path) if path.starts_with("/admin/") => admin::handle(state, request.method(), path),
+        (_, path) if path.starts_with("/admin/") => admin::handle(state, request).await,
         (&Method::GET, "/") => respond(
             StatusCode::OK,
             "text/plain",

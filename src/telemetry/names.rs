@@ -54,6 +54,8 @@ pub const PEER_CLIENT_ATTEMPTS: &str = "streamstorm_peer_client_attempts_total";
 // Chaos state and reloads.
 /// 1 for the phase in force, 0 for the others (label: phase, bounded by the profile).
 pub const CHAOS_PHASE: &str = "streamstorm_chaos_phase";
+/// Phase changes, by the phase entered.
+pub const PHASE_CHANGES: &str = "streamstorm_phase_changes_total";
 pub const CHAOS_ENABLED: &str = "streamstorm_chaos_enabled";
 /// Label: result (`ok`, `error`).
 pub const PROFILE_RELOADS: &str = "streamstorm_profile_reloads_total";
@@ -145,6 +147,7 @@ const HELP: &[(&str, Family, &str)] = &[
         "Call attempts of each of the first clients (metrics.per_client).",
     ),
     (CHAOS_PHASE, Family::Gauge, "1 for the chaos phase in force, 0 for the other phases of the profile."),
+    (PHASE_CHANGES, Family::Counter, "Phase changes (by the clock or pinned by hand), by the phase entered."),
     (CHAOS_ENABLED, Family::Gauge, "1 while chaos is enabled, 0 while the admin endpoint has disabled it."),
     (PROFILE_RELOADS, Family::Counter, "Profile hot reloads, by result."),
     (STUB_RELOADS, Family::Counter, "Stub and script hot reloads, by result."),
