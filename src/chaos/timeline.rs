@@ -163,11 +163,16 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
         let slot = engine.phase_slot(&plan, now);
         let (index, since, until) = match pinned {
             Some(index) => (Some(index), now, None),
-            None => (slot.map(|slot| slot.index), slot.map_or(now, |slot| slot.since), slot.map(|slot| slot.until)),
+            None => (
+                slot.map(|slot| slot.index),
+                slot.map_or(now, |slot| slot.since),
+                slot.map(|slot| slot.until),
+            ),
         };
         let announced = Announced { index, pinned: pinned.is_some(), until };
         // A pin is a change even to the phase in force; releasing one to the same phase is not.
-        let entered = last.as_ref().is_none_or(|last| last.index != index || (pinned.is_some() && pin_edited));
+        let entered =
+            last.as_ref().is_none_or(|last| last.index != index || (pinned.is_some() && pin_edited));
         if last.as_ref() != Some(&announced) || entered {
             let phase = index.and_then(|index| plan.phases.get(index));
             if entered && phase.is_some() {
@@ -176,7 +181,9 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
                 let until_s = until.map(|until| until.saturating_duration_since(now).as_secs_f64());
                 info!(phase = %name, outage, until_s, pinned = pinned.is_some(), "Phase began.");
                 metrics::counter!(names::PHASE_CHANGES, "phase" => name.to_owned()).increment(1);
-                if let Some(cut) = phase.and_then(|phase| phase.on_enter.as_ref()).filter(|_| engine.enabled()) {
+                if let Some(cut) =
+                    phase.and_then(|phase| phase.on_enter.as_ref()).filter(|_| engine.enabled())
+                {
                     on_enter(cut);
                 }
             }
