@@ -26,11 +26,16 @@ fn shipped_profiles() -> Vec<PathBuf> {
 fn every_shipped_profile_loads_and_validates() {
     let profiles = shipped_profiles();
     let names: Vec<_> = profiles.iter().map(|path| path.file_name().unwrap().to_string_lossy()).collect();
-    assert_eq!(names, ["capped.yaml", "flaky.yaml", "lossy-mobile.yaml", "outage.yaml", "slow.yaml"]);
+    assert_eq!(
+        names,
+        ["capped.yaml", "client-soak.yaml", "flaky.yaml", "lossy-mobile.yaml", "outage.yaml", "slow.yaml"]
+    );
     for profile in &profiles {
         let loaded = load_profile(profile).unwrap_or_else(|problems| panic!("{problems}"));
         assert!(!loaded.chaos.rules.is_empty(), "{}: no chaos rules", profile.display());
-        assert!(loaded.load.is_some(), "{}: no load section", profile.display());
+        // The soak profile is for `serve`: it judges the user's own clients, not the load client.
+        let for_serve = !loaded.expect.is_empty();
+        assert_eq!(loaded.load.is_some(), !for_serve, "{}: a load section or expectations", profile.display());
         assert_eq!(loaded.server.protos, [profile.parent().unwrap().join("../protos/myapp")]);
         let output = validate(&[profile]);
         let stdout = String::from_utf8_lossy(&output.stdout);
