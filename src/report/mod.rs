@@ -4,6 +4,7 @@
 //! `schemas/report.schema.json`), drawn as a latency-over-time plot ([`plot`]). Live progress
 //! during the run is [`progress`].
 
+pub mod phases;
 pub mod plot;
 pub mod print;
 pub mod progress;
@@ -22,6 +23,7 @@ use crate::client::{DisconnectKind, Sample, Scenario, ScenarioStats};
 use crate::config::load::Threshold;
 use crate::proto::status::code_name;
 
+pub use phases::{PhaseRecorder, PhaseReport};
 pub use progress::TimelinePoint;
 pub use reconcile::ServerFaults;
 pub use thresholds::{ThresholdOutcome, ThresholdsReport};
@@ -60,6 +62,9 @@ pub struct Report {
     pub thresholds: ThresholdsReport,
     /// One point per progress interval.
     pub timeline: Vec<TimelinePoint>,
+    /// Each occurrence of a chaos phase, in order, with what the client saw during it; empty
+    /// without phases or against a `--target` (whose phases this process cannot see).
+    pub phases: Vec<PhaseReport>,
 }
 
 /// Call attempts: every attempt counts, reconnects included.
@@ -153,6 +158,8 @@ pub struct ReportInputs<'a> {
     pub faults: Option<TallySummary>,
     pub thresholds: &'a [Threshold],
     pub timeline: Vec<TimelinePoint>,
+    /// Each occurrence of a chaos phase during the run (embedded server only).
+    pub phases: Vec<PhaseReport>,
 }
 
 fn errors_by_code(counts: &[u64; CODES]) -> BTreeMap<String, u64> {
@@ -248,6 +255,7 @@ impl Report {
             server_faults: inputs.faults.map(|tally| reconcile::reconcile(&tally, &counts)),
             thresholds,
             timeline: inputs.timeline,
+            phases: inputs.phases,
         }
     }
 
