@@ -35,7 +35,12 @@ fn every_shipped_profile_loads_and_validates() {
         assert!(!loaded.chaos.rules.is_empty(), "{}: no chaos rules", profile.display());
         // The soak profile is for `serve`: it judges the user's own clients, not the load client.
         let for_serve = !loaded.expect.is_empty();
-        assert_eq!(loaded.load.is_some(), !for_serve, "{}: a load section or expectations", profile.display());
+        assert_eq!(
+            loaded.load.is_some(),
+            !for_serve,
+            "{}: a load section or expectations",
+            profile.display()
+        );
         assert_eq!(loaded.server.protos, [profile.parent().unwrap().join("../protos/myapp")]);
         let output = validate(&[profile]);
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -89,3 +89,45 @@ fn a_load_section_alone_is_checked() {
     let problems = streamstorm::validate::validate(&[profile], &[]).unwrap_err();
     assert_eq!(located(&problems.0), [("profile.yaml".to_owned(), "load.duration".to_owned())]);
 }
+
+/// A phase's `on_enter`: each mistake located with its field path, and a method it names
+/// checked against the protos.
+#[test]
+fn a_bad_on_enter_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = common::write_profile(
+        dir.path(),
+        r#"chaos:
+  phases:
+    - { name: a, duration: 1s, on_enter: { disconnect: stall } }
+    - { name: b, duration: 1s, on_enter: { disconnect: goaway, fraction: 150%, when: now } }
+    - { name: c, duration: 1s, on_enter: { fail: { code: NOPE, details: [{ "@type": google.rpc.Nothing }] } } }
+    - { name: d, duration: 1s, on_enter: { disconnect: tcp_reset, fail: { code: UNAVAILABLE } } }
+    - { name: e, duration: 1s, on_enter: { fraction: 10% } }
+    - { name: f, duration: 1s, on_enter: { disconnect: goaway, method: myapp.UserService/Nope } }
+"#,
+    );
+    let problems = streamstorm::validate::validate(&[profile], &[]).unwrap_err().0;
+    let fields: Vec<String> = located(&problems).into_iter().map(|(_, field)| field).collect();
+    assert_eq!(
+        fields,
+        [
+            "chaos.phases[0].on_enter.disconnect",
+            "chaos.phases[1].on_enter.when",
+            "chaos.phases[1].on_enter.fraction",
+            "chaos.phases[2].on_enter.fail.code",
+            "chaos.phases[2].on_enter.fail.details",
+            "chaos.phases[3].on_enter.fail",
+            "chaos.phases[4].on_enter",
+            "chaos.phases[5].on_enter.method",
+        ],
+        "{problems:#?}"
+    );
+    assert!(problems.iter().all(|problem| problem.line > 0 && problem.column > 0), "{problems:#?}");
+    let text = |index: usize| problems[index].message.clone();
+    assert!(text(0).contains("not a live cut mode") && text(0).contains("tcp_reset"), "{}", text(0));
+    assert!(text(1).contains("unknown field 'when'"), "{}", text(1));
+    assert!(text(4).contains("google.rpc.Nothing"), "{}", text(4));
+    assert!(text(5).contains("either 'disconnect' or 'fail'"), "{}", text(5));
+    assert!(text(7).contains("Nope"), "{}", text(7));
+}

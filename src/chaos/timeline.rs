@@ -178,8 +178,11 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
             if entered && phase.is_some() {
                 let outage = phase.is_some_and(|phase| phase.is_outage());
                 let name = phase.map_or(names::NO_PHASE, |phase| phase.name.as_str());
-                let until_s = until.map(|until| until.saturating_duration_since(now).as_secs_f64());
-                info!(phase = %name, outage, until_s, pinned = pinned.is_some(), "Phase began.");
+                let until = until.map(|until| {
+                    let wall = SystemTime::now() + until.saturating_duration_since(now);
+                    humantime::format_rfc3339_millis(wall).to_string()
+                });
+                info!(phase = %name, outage, until = until.as_deref().unwrap_or("pinned"), "Phase began.");
                 metrics::counter!(names::PHASE_CHANGES, "phase" => name.to_owned()).increment(1);
                 if let Some(cut) =
                     phase.and_then(|phase| phase.on_enter.as_ref()).filter(|_| engine.enabled())
@@ -208,5 +211,105 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
             _ = edits.changed() => true,
             _ = next => false,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::chaos::plan::{DisconnectMode, Faults, LiveAction, MethodMatch, Phase};
+
+    fn phase(name: &str, millis: u64, on_enter: Option<LiveCut>) -> Phase {
+        Phase {
+            name: name.into(),
+            duration: Duration::from_millis(millis),
+            faults: Faults::default(),
+            on_enter,
+        }
+    }
+
+    /// Steady 1.5 s, then an outage of 1 s that resets every live connection as it begins.
+    fn engine() -> Arc<ChaosEngine> {
+        let cut = LiveCut {
+            action: LiveAction::Disconnect(DisconnectMode::TcpReset),
+            fraction: 1.0,
+            matcher: MethodMatch::All,
+        };
+        let phases = vec![phase("steady", 1500, None), phase("outage", 1000, Some(cut))];
+        Arc::new(ChaosEngine::new(FaultPlan { phases, ..FaultPlan::default() }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_places_each_instant_in_its_phase() {
+        let engine = engine();
+        let (plan, start) = (engine.plan(), Instant::now());
+        let at = |millis: u64| engine.phase_slot(&plan, start + Duration::from_millis(millis)).unwrap();
+        let span = |slot: PhaseSlot| (slot.index, slot.since - start, slot.until - start);
+        let ms = Duration::from_millis;
+        assert_eq!(span(at(0)), (0, ms(0), ms(1500)));
+        assert_eq!(span(at(1499)), (0, ms(0), ms(1500)));
+        assert_eq!(span(at(1500)), (1, ms(1500), ms(2500)));
+        assert_eq!(span(at(2600)), (0, ms(2500), ms(4000)));
+        assert!(plan.phases[1].is_outage() && !plan.phases[0].is_outage());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_change_runs_on_enter_and_is_published() {
+        let engine = engine();
+        let entered = Arc::new(Mutex::new(Vec::new()));
+        let record = entered.clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let (engine, shutdown) = (engine.clone(), shutdown.clone());
+            async move {
+                let on_enter =
+                    |cut: &LiveCut| record.lock().unwrap().push((Instant::now(), cut.action.describe()));
+                run_timeline(&engine, on_enter, shutdown).await;
+            }
+        });
+        let start = Instant::now();
+        let mut changes = engine.phase_changes();
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            changes.changed().await.unwrap();
+            let phase = changes.borrow_and_update().clone();
+            seen.push((phase.name.clone().unwrap(), phase.outage, Instant::now() - start));
+            let until = phase.until.expect("the clock schedules the end");
+            assert_eq!(
+                until - phase.since,
+                if phase.outage { Duration::from_secs(1) } else { Duration::from_millis(1500) }
+            );
+        }
+        let at = |millis: u64| Duration::from_millis(millis);
+        assert_eq!(
+            seen,
+            [
+                ("steady".to_owned(), false, at(0)),
+                ("outage".to_owned(), true, at(1500)),
+                ("steady".to_owned(), false, at(2500)),
+                ("outage".to_owned(), true, at(4000)),
+            ]
+        );
+        let times: Vec<Duration> = entered.lock().unwrap().iter().map(|(when, _)| *when - start).collect();
+        assert_eq!(times, [at(1500), at(4000)], "on_enter runs as each outage begins");
+
+        // Pinning is a change, even to the phase in force; releasing returns to the clock.
+        assert!(engine.pin_phase(Some("outage")));
+        changes.changed().await.unwrap();
+        let pinned = changes.borrow_and_update().clone();
+        assert_eq!((pinned.index, pinned.until), (Some(1), None));
+        assert_eq!(entered.lock().unwrap().len(), 3);
+        assert!(engine.pin_phase(None));
+        changes.changed().await.unwrap();
+        assert!(changes.borrow_and_update().until.is_some());
+        assert_eq!(entered.lock().unwrap().len(), 3, "releasing to the clock's phase enters nothing");
+
+        engine.set_enabled(false);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(entered.lock().unwrap().len(), 3, "disabled chaos cuts nothing");
+        shutdown.cancel();
+        task.await.unwrap();
     }
 }

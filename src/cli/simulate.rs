@@ -26,7 +26,7 @@ use crate::config::{Profile, check_paths, load_profile};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::report::progress::{Progress, ProgressMode, default_interval};
-use crate::report::{Report, ReportInputs, plot, print};
+use crate::report::{PhaseRecorder, Report, ReportInputs, plot, print};
 use crate::server::introspection::BUILTIN_SERVICE_PREFIXES;
 use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -172,8 +172,11 @@ pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             "streamstorm simulate {}: latency, throughput and errors over time",
             args.profile.display()
         );
-        std::fs::write(path, plot::latency_svg(&report.timeline, report.load_duration_s, &title))
-            .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+        std::fs::write(
+            path,
+            plot::latency_svg(&report.timeline, &report.phases, report.load_duration_s, &title),
+        )
+        .with_context(|| format!("cannot write the plot to {}", path.display()))?;
         println!("plot written to {}", path.display());
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })
@@ -247,6 +250,9 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let run = client::start(&scenarios, &channels, &settings);
     let interval = plan.progress_interval.unwrap_or_else(|| default_interval(duration));
     let progress = Progress::spawn(run.collector(), run.started(), duration, interval, mode);
+    let phases = chaos
+        .as_ref()
+        .map(|engine| PhaseRecorder::spawn(engine.phase_changes(), run.collector(), run.started()));
     // The signal listener stays up through the drain, so a second signal can exit at once.
     let interrupted = CancellationToken::new();
     let _signal = AbortOnDropHandle::new(tokio::spawn(cancel_on_signal(interrupted.clone())));
@@ -262,6 +268,10 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let timing = run.finish(settings.drain).await;
     stop_on_signal.abort();
     let timeline = progress.finish().await;
+    let phases = match phases {
+        Some(recorder) => recorder.finish().await,
+        None => Vec::new(),
+    };
     drop(channels);
     let faults = chaos.as_ref().map(|engine| engine.tally().summary());
     shutdown.cancel();
@@ -282,6 +292,7 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         thresholds: &plan.thresholds,
         peers,
         timeline,
+        phases,
     }))
 }
 

@@ -178,10 +178,20 @@ impl Batch {
     }
 }
 
-/// One shard's totals, plus the latency seen since the last progress tick.
+/// Who takes latency out of a [`Collector`] window by window: each has a histogram of its own
+/// that taking empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyWindow {
+    /// The progress ticks.
+    Progress,
+    /// The phases of the chaos timeline.
+    Phase,
+}
+
+/// One shard's totals, plus the latency seen since each window was last taken.
 struct Shard {
     scenarios: Vec<ScenarioStats>,
-    interval_latency: Histogram<u64>,
+    windows: [Histogram<u64>; 2],
 }
 
 /// Where every slot's batches end up.
@@ -196,7 +206,7 @@ impl Collector {
         let shard = || {
             Mutex::new(Shard {
                 scenarios: (0..scenarios).map(|_| ScenarioStats::default()).collect(),
-                interval_latency: new_histogram(),
+                windows: [new_histogram(), new_histogram()],
             })
         };
         Self { shards: (0..shards.max(1)).map(|_| shard()).collect(), active: AtomicI64::new(0) }
@@ -231,7 +241,9 @@ impl Collector {
         for (sample, value) in batch.samples.drain(..) {
             stats.histograms[sample as usize].saturating_record(value);
             if sample == Sample::Latency {
-                shard.interval_latency.saturating_record(value);
+                for window in &mut shard.windows {
+                    window.saturating_record(value);
+                }
             }
         }
     }
@@ -264,13 +276,14 @@ impl Collector {
         total
     }
 
-    /// The latency recorded since the last call, merged over the shards, which start afresh.
-    pub fn take_interval_latency(&self) -> Histogram<u64> {
+    /// The latency recorded since `window` was last taken, merged over the shards, which
+    /// start that window afresh.
+    pub fn take_latency(&self, window: LatencyWindow) -> Histogram<u64> {
         let mut merged = new_histogram();
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = merged.add(&shard.interval_latency);
-            shard.interval_latency.reset();
+            let _ = merged.add(&shard.windows[window as usize]);
+            shard.windows[window as usize].reset();
         }
         merged
     }
@@ -302,7 +315,8 @@ mod tests {
         let latency = stats[1].histogram(Sample::Latency);
         assert_eq!(latency.len(), 3);
         assert_eq!(latency.max() / 1000, 30);
-        assert_eq!(collector.take_interval_latency().len(), 3);
-        assert_eq!(collector.take_interval_latency().len(), 0);
+        assert_eq!(collector.take_latency(LatencyWindow::Progress).len(), 3);
+        assert_eq!(collector.take_latency(LatencyWindow::Progress).len(), 0);
+        assert_eq!(collector.take_latency(LatencyWindow::Phase).len(), 3, "each window has its own");
     }
 }

@@ -4,6 +4,7 @@
 //! `schemas/report.schema.json`), drawn as a latency-over-time plot ([`plot`]). Live progress
 //! during the run is [`progress`].
 
+pub mod phases;
 pub mod plot;
 pub mod print;
 pub mod progress;
@@ -23,6 +24,7 @@ use crate::config::load::Threshold;
 use crate::judge::JudgeReport;
 use crate::proto::status::code_name;
 
+pub use phases::{PhaseRecorder, PhaseReport};
 pub use progress::TimelinePoint;
 pub use reconcile::ServerFaults;
 pub use thresholds::{ThresholdOutcome, ThresholdsReport};
@@ -64,6 +66,9 @@ pub struct Report {
     pub peers: Option<JudgeReport>,
     /// One point per progress interval.
     pub timeline: Vec<TimelinePoint>,
+    /// Each occurrence of a chaos phase, in order, with what the client saw during it; empty
+    /// without phases or against a `--target` (whose phases this process cannot see).
+    pub phases: Vec<PhaseReport>,
 }
 
 /// Call attempts: every attempt counts, reconnects included.
@@ -158,6 +163,8 @@ pub struct ReportInputs<'a> {
     pub thresholds: &'a [Threshold],
     pub peers: Option<JudgeReport>,
     pub timeline: Vec<TimelinePoint>,
+    /// Each occurrence of a chaos phase during the run (embedded server only).
+    pub phases: Vec<PhaseReport>,
 }
 
 fn errors_by_code(counts: &[u64; CODES]) -> BTreeMap<String, u64> {
@@ -254,6 +261,7 @@ impl Report {
             thresholds,
             peers: inputs.peers,
             timeline: inputs.timeline,
+            phases: inputs.phases,
         }
     }
 

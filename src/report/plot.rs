@@ -1,12 +1,13 @@
 //! The run over time, as a self-contained SVG of three panels on one time axis that ends at
 //! the run's duration: each interval's p50, p99 and max latency on a log scale (a slow tail
 //! would squash a linear one), messages per second, and the errors and reconnects of each
-//! interval as bars. Elements carry `class` and `data-*` attributes naming what they show, so
-//! the plot can be checked by reading it.
+//! interval as bars. Chaos phases are marked across all three: a line where each phase
+//! began, named, with outage phases shaded. Elements carry `class` and `data-*` attributes
+//! naming what they show, so the plot can be checked by reading it.
 
 use std::fmt::Write as _;
 
-use super::TimelinePoint;
+use super::{PhaseReport, TimelinePoint};
 
 const WIDTH: f64 = 960.0;
 const LEFT: f64 = 80.0;
@@ -83,8 +84,14 @@ const LATENCY: [Series; 3] = [
 ];
 const THROUGHPUT: [Series; 1] = [("msg/s", "#31a354", |point| point.messages_per_second)];
 
-/// The SVG text for `timeline`, on a time axis from 0 to `duration_s`, titled `title`.
-pub fn latency_svg(timeline: &[TimelinePoint], duration_s: f64, title: &str) -> String {
+/// The SVG text for `timeline` with its `phases` marked, on a time axis from 0 to
+/// `duration_s`, titled `title`.
+pub fn latency_svg(
+    timeline: &[TimelinePoint],
+    phases: &[PhaseReport],
+    duration_s: f64,
+    title: &str,
+) -> String {
     let axis = TimeAxis { end: duration_s.max(1e-3) };
     let latency = Frame { top: TITLE_HEIGHT + GAP, height: 240.0 };
     let throughput = Frame { top: latency.bottom() + GAP, height: 110.0 };
@@ -97,6 +104,7 @@ pub fn latency_svg(timeline: &[TimelinePoint], duration_s: f64, title: &str) -> 
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(svg, r#"<text x="{LEFT}" y="24" font-size="15">{}</text>"#, escape(title));
+    phase_marks(&mut svg, phases, axis, latency.top, errors.bottom());
 
     let (low, high) = latency_decades(timeline);
     let scale = Scale::Log { low, high };
@@ -131,6 +139,35 @@ pub fn latency_svg(timeline: &[TimelinePoint], duration_s: f64, title: &str) -> 
     time_ticks(&mut svg, axis, latency.top, errors.bottom());
     svg.push_str("</svg>\n");
     svg
+}
+
+/// Each phase's span from `top` to `bottom`: outages shaded, a line and the name where each
+/// phase began.
+fn phase_marks(svg: &mut String, phases: &[PhaseReport], axis: TimeAxis, top: f64, bottom: f64) {
+    for phase in phases {
+        let (start, end) = (axis.x(phase.started_s), axis.x(phase.ended_s));
+        let name = escape(&phase.name);
+        let _ = writeln!(
+            svg,
+            r#"<g class="phase" data-phase="{name}" data-outage="{}" data-start="{:.3}" data-end="{:.3}">"#,
+            phase.outage, phase.started_s, phase.ended_s
+        );
+        if phase.outage {
+            let _ = writeln!(
+                svg,
+                r##"<rect x="{start:.1}" y="{top}" width="{:.1}" height="{}" fill="#de2d26" fill-opacity="0.08"/>"##,
+                (end - start).max(0.0),
+                bottom - top
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{start:.1}" y1="{top}" x2="{start:.1}" y2="{bottom}" stroke="#888" stroke-dasharray="3 3"/>"##
+        );
+        let _ =
+            writeln!(svg, r##"<text x="{:.1}" y="{}" fill="#555">{name}</text>"##, start + 3.0, top - 4.0);
+        svg.push_str("</g>\n");
+    }
 }
 
 /// The decades the latency panel spans: from below the smallest measured value, with at least
@@ -343,7 +380,7 @@ mod tests {
 
     #[test]
     fn the_time_axis_ends_at_the_duration() {
-        let svg = latency_svg(&[point(10.0, 1.0, 0.0, 0), point(20.4, 1.0, 0.0, 0)], 20.0, "a <run>");
+        let svg = latency_svg(&[point(10.0, 1.0, 0.0, 0), point(20.4, 1.0, 0.0, 0)], &[], 20.0, "a <run>");
         assert!(svg.contains(">20s</text>") && !svg.contains(">21s</text>"), "{svg}");
         assert!(svg.contains("a &lt;run&gt;"));
         assert_eq!(count(0.5), "0.5");

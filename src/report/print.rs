@@ -1,6 +1,6 @@
 //! The human summary: latency percentiles, calls and messages, errors by code and by
-//! disconnect kind, reconnects and recovery, the server's injected faults beside what the
-//! client saw, and each threshold's verdict. Rendered to a string; the CLI prints it.
+//! disconnect kind, each occurrence of a chaos phase, reconnects and recovery, the server's
+//! injected faults beside what the client saw, and each threshold's verdict. Rendered to a string; the CLI prints it.
 
 use std::fmt::Write as _;
 
@@ -104,6 +104,35 @@ fn scenarios(out: &mut String, report: &Report) {
     }
 }
 
+/// One row per occurrence of a chaos phase: when it ran, the calls started and failed during
+/// it, and the latency of the messages received.
+fn phases(out: &mut String, report: &Report) {
+    if report.phases.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nby phase              from       to     calls    errors   error %    p50 ms    p90 ms    p99 ms"
+    );
+    for phase in &report.phases {
+        let name = if phase.outage { format!("{} (outage)", phase.name) } else { phase.name.clone() };
+        let latency = &phase.latency_ms;
+        let ms = |value: f64| if latency.count == 0 { "-".to_owned() } else { format!("{value:.1}") };
+        let _ = writeln!(
+            out,
+            "  {name:<18} {:>6.1}s {:>7.1}s {:>9} {:>9} {:>8.2}% {:>9} {:>9} {:>9}",
+            phase.started_s,
+            phase.ended_s,
+            phase.calls,
+            phase.errors,
+            phase.error_rate * 100.0,
+            ms(latency.p50),
+            ms(latency.p90),
+            ms(latency.p99)
+        );
+    }
+}
+
 /// The whole summary.
 pub fn summary(report: &Report) -> String {
     let mut out = String::new();
@@ -141,6 +170,7 @@ pub fn summary(report: &Report) -> String {
     if report.scenarios.len() > 1 {
         scenarios(&mut out, report);
     }
+    phases(&mut out, report);
     let _ = writeln!(out, "\nreconnects {}", report.reconnects);
     let errors: Vec<String> = report.errors.iter().map(|(code, count)| format!("{code} {count}")).collect();
     let _ = writeln!(out, "errors     {}", if errors.is_empty() { "none".into() } else { errors.join(", ") });

@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Collector;
-use crate::client::stats::Counts;
+use crate::client::stats::{Counts, LatencyWindow};
 
 /// One interval of the run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -92,7 +92,7 @@ async fn run(
         };
         let now = Instant::now();
         let counts = collector.counts();
-        let latency = collector.take_interval_latency();
+        let latency = collector.take_latency(LatencyWindow::Progress);
         let seconds = (now - previous_at).as_secs_f64().max(1e-3);
         let ms = |quantile: f64| {
             if latency.is_empty() { 0.0 } else { latency.value_at_quantile(quantile) as f64 / 1000.0 }

@@ -18,7 +18,7 @@ use tonic::Status;
 use super::connection::{ConnectionId, ConnectionRegistry};
 use super::delivery::DELIVERY_BOUND;
 use super::streams::{LiveStream, StreamRegistry};
-use crate::chaos::plan::{LiveAction, LiveCut};
+use crate::chaos::plan::{DisconnectMode, LiveAction, LiveCut, MethodMatch};
 use crate::chaos::{ChaosEngine, FaultKind, stream_rng};
 use crate::driver::{ConnectionCutOnce, CutRequest, connection_cut};
 
@@ -84,8 +84,7 @@ impl LiveCuts {
                 .count();
             return CutCount { streams, connections: 0 };
         }
-        let mut candidates: Vec<ConnectionId> = if matches!(cut.matcher, crate::chaos::plan::MethodMatch::All)
-        {
+        let mut candidates: Vec<ConnectionId> = if cut.matcher == MethodMatch::All {
             self.connections.summaries().into_iter().map(|summary| summary.id).collect()
         } else {
             live.iter().filter(matching).map(|stream| stream.connection).collect()
@@ -96,26 +95,28 @@ impl LiveCuts {
         for pick in choose(candidates.len()) {
             let on_connection: Vec<_> =
                 live.iter().filter(|stream| stream.connection == candidates[pick]).collect();
-            if self.cut_connection(candidates[pick], &cut.action, &on_connection, plan.linger) {
+            if let Some(streams) =
+                self.cut_connection(candidates[pick], &cut.action, &on_connection, plan.linger)
+            {
                 count.connections += 1;
-                count.streams += on_connection.len();
+                count.streams += streams;
             }
         }
         count
     }
 
-    /// Cuts connection `id` once every stream in `streams` has settled; false when it is gone.
+    /// Cuts connection `id` once every stream in `streams` has settled; the streams cut with
+    /// it (those not cut already), or `None` when the connection is gone.
     fn cut_connection(
         &self,
         id: ConnectionId,
         action: &LiveAction,
         streams: &[&Arc<LiveStream>],
         linger: Duration,
-    ) -> bool {
-        let LiveAction::Disconnect(mode) = action else { return false };
-        let (Some(control), Some(cut)) = (self.connections.control_of(id), connection_cut(*mode)) else {
-            return false;
-        };
+    ) -> Option<usize> {
+        let LiveAction::Disconnect(mode) = action else { return None };
+        let control = self.connections.control_of(id)?;
+        let cut = connection_cut(*mode)?;
         let once = ConnectionCutOnce::new(control, cut, FaultKind::from(*mode));
         if streams.is_empty() {
             // No stream to record it: the connection's cut is counted here.
@@ -123,9 +124,10 @@ impl LiveCuts {
         }
         // Held while the shares are handed out, so the first stream to settle cannot cut early.
         let holding = once.share();
-        for stream in streams {
-            stream.control.request_cut(CutRequest::Connection(once.share()));
-        }
+        let cut_streams = streams
+            .iter()
+            .filter(|stream| stream.control.request_cut(CutRequest::Connection(once.share())))
+            .count();
         drop(holding);
         let shutdown = self.shutdown.clone();
         self.waiting.spawn(async move {
@@ -134,7 +136,7 @@ impl LiveCuts {
                 _ = shutdown.cancelled() => {}
             }
         });
-        true
+        Some(cut_streams)
     }
 
     /// Ends the waits for streams to settle (server shutdown).
@@ -154,7 +156,7 @@ fn stream_cut(action: &LiveAction) -> CutRequest {
         LiveAction::Fail { code, message, details: None } => {
             CutRequest::Status(Status::new(*code, message.clone()))
         }
-        LiveAction::Disconnect(crate::chaos::plan::DisconnectMode::ResetStream { h2_code }) => {
+        LiveAction::Disconnect(DisconnectMode::ResetStream { h2_code }) => {
             CutRequest::Reset(h2::Reason::from(*h2_code))
         }
         LiveAction::Disconnect(mode) => unreachable!("{mode:?} cuts connections, not streams"),

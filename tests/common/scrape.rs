@@ -8,8 +8,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `METHOD path` and returns the status code and body.
 pub async fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    request_with_body(addr, method, path, "").await
+}
+
+/// Sends `METHOD path` with `body` and returns the status code and body.
+pub async fn request_with_body(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("the telemetry listener accepts");
-    let head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+    let length = body.len();
+    let head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n{body}");
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
