@@ -88,6 +88,8 @@ pub struct Judge {
     started_wall: SystemTime,
     /// By method name (`package.Service/Method`).
     probes: HashMap<String, Arc<ResumeProbe>>,
+    /// Every method name of the catalog, shared by the calls that name it.
+    methods: HashMap<String, Arc<str>>,
     state: Mutex<JudgeState>,
     metrics: PeerMetrics,
 }
@@ -133,6 +135,13 @@ impl Judge {
             started: Instant::now(),
             started_wall: SystemTime::now(),
             probes,
+            methods: catalog
+                .methods()
+                .map(|entry| {
+                    let name = method_name(&entry.path);
+                    (name.to_owned(), Arc::from(name))
+                })
+                .collect(),
             state: Mutex::new(JudgeState {
                 clients: LruCache::new(capacity),
                 dropped: 0,
@@ -219,13 +228,18 @@ impl Judge {
     /// A call arrived.
     pub fn call_started(self: &Arc<Self>, arrival: CallArrival<'_>) -> JudgedCall {
         let now = Instant::now();
-        let client = self.identify(&arrival);
-        let method: Arc<str> = Arc::from(arrival.method);
+        let method = self.methods.get(arrival.method).cloned().unwrap_or_else(|| Arc::from(arrival.method));
         let deadline = arrival.headers.contains_key("grpc-timeout");
         let user_agent =
             || arrival.headers.get("user-agent").and_then(|value| value.to_str().ok()).map(str::to_owned);
         self.metrics.attempts.increment(1);
         let mut state = self.lock();
+        // An identity by peer is the connection's for its life: worked out at its first call.
+        let known =
+            matches!(self.settings.clients.identify_by, ClientIdentity::PeerIp | ClientIdentity::Peer)
+                .then(|| state.connections.get(&arrival.connection).and_then(|record| record.client.clone()))
+                .flatten();
+        let client = known.unwrap_or_else(|| self.identify(&arrival));
         state.count_second(self.seconds(now));
         if !state.clients.contains(&client) {
             let series = (state.client_series < self.settings.max_client_series).then(|| {
