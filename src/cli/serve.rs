@@ -440,6 +440,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let stop = shutdown.clone();
     let until_signal = signalled.clone();
     let duration = args.duration;
+    let judge = handle.judge.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = until_signal.cancelled() => {}
@@ -447,6 +448,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 info!("Run duration reached; judging the clients under test.");
             }
         }
+        judge.end_run();
         stop.cancel();
     });
     assembled.run(shutdown).await?;

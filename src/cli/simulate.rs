@@ -274,6 +274,9 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     };
     drop(channels);
     let faults = chaos.as_ref().map(|engine| engine.tally().summary());
+    if let Some(judge) = &judge {
+        judge.end_run();
+    }
     shutdown.cancel();
     if let Some(task) = server_task {
         task.await.context("the embedded server task failed")?.context("the embedded server failed")?;

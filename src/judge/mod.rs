@@ -86,6 +86,9 @@ pub struct Judge {
     hot_loop: f64,
     started: Instant,
     started_wall: SystemTime,
+    /// When the run ended ([`Judge::end_run`]): the report judges as of then, not as of the
+    /// end of the drain that follows.
+    ended: std::sync::OnceLock<Instant>,
     /// By method name (`package.Service/Method`).
     probes: HashMap<String, Arc<ResumeProbe>>,
     /// Every method name of the catalog, shared by the calls that name it.
@@ -134,6 +137,7 @@ impl Judge {
             hot_loop,
             started: Instant::now(),
             started_wall: SystemTime::now(),
+            ended: std::sync::OnceLock::new(),
             probes,
             methods: catalog
                 .methods()
@@ -157,6 +161,13 @@ impl Judge {
 
     pub fn settings(&self) -> &JudgeSettings {
         &self.settings
+    }
+
+    /// Marks the end of the run (its duration reached, or a signal): what is still pending then
+    /// — a blackhole not yet detected, an outage not yet recovered from — is judged as of this
+    /// moment, however long the shutdown takes.
+    pub fn end_run(&self) {
+        let _ = self.ended.set(Instant::now());
     }
 
     fn lock(&self) -> MutexGuard<'_, JudgeState> {

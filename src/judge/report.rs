@@ -178,7 +178,7 @@ impl Judge {
     /// The figures and verdicts so far; `timeline` adds each client's recent history (for
     /// `/clients`).
     pub fn report(&self, interrupted: bool, timeline: bool) -> JudgeReport {
-        let now = Instant::now();
+        let now = self.ended.get().copied().unwrap_or_else(Instant::now);
         let state = self.lock();
         let mut clients: Vec<ClientReport> = state
             .clients
