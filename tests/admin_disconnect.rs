@@ -22,10 +22,14 @@ async fn subscriptions(server: std::net::SocketAddr, connections: usize) -> Vec<
         for _ in 0..2 {
             let request = common::json_message(&pool, "myapp.SubscribeRequest", serde_json::json!({}));
             let path = "/myapp.NotificationService/Subscribe";
-            let mut stream =
-                common::open_stream(channel.clone(), path, response.clone(), futures::stream::iter([request]))
-                    .await
-                    .expect("the subscription opens");
+            let mut stream = common::open_stream(
+                channel.clone(),
+                path,
+                response.clone(),
+                futures::stream::iter([request]),
+            )
+            .await
+            .expect("the subscription opens");
             readers.push(tokio::spawn(async move {
                 common::arrivals(&mut stream, std::time::Instant::now()).await.1.code()
             }));
@@ -35,8 +39,10 @@ async fn subscriptions(server: std::net::SocketAddr, connections: usize) -> Vec<
 }
 
 async fn ended(readers: &[JoinHandle<Code>], count: usize) -> bool {
-    common::eventually(Duration::from_secs(5), || readers.iter().filter(|reader| reader.is_finished()).count() == count)
-        .await
+    common::eventually(Duration::from_secs(5), || {
+        readers.iter().filter(|reader| reader.is_finished()).count() == count
+    })
+    .await
 }
 
 #[tokio::test]
@@ -49,19 +55,27 @@ async fn cuts_on_cue_and_answers_what_it_cut() {
     )
     .await;
     let readers = subscriptions(server.addr, 3).await;
-    let reset = r#"{"mode": "reset_stream", "method": "myapp.NotificationService/Subscribe", "fraction": "50%"}"#;
+    let reset =
+        r#"{"mode": "reset_stream", "method": "myapp.NotificationService/Subscribe", "fraction": "50%"}"#;
     let (status, body) = request_with_body(server.metrics, "POST", "/admin/disconnect", reset).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(), serde_json::json!({"streams": 3, "connections": 0}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"streams": 3, "connections": 0})
+    );
     assert!(ended(&readers, 3).await, "three of the six subscriptions were reset");
 
     let other = r#"{"mode": "reset_stream", "method": "myapp.UserService/GetUser"}"#;
     let (_, body) = request_with_body(server.metrics, "POST", "/admin/disconnect", other).await;
     assert_eq!(body, r#"{"connections":0,"streams":0}"#, "no live stream of that method");
 
-    let (status, body) = request_with_body(server.metrics, "POST", "/admin/disconnect", r#"{"mode": "goaway"}"#).await;
+    let (status, body) =
+        request_with_body(server.metrics, "POST", "/admin/disconnect", r#"{"mode": "goaway"}"#).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(), serde_json::json!({"streams": 3, "connections": 3}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"streams": 3, "connections": 3})
+    );
     assert!(ended(&readers, 6).await, "the rest ended with their connections");
     let mut codes = Vec::new();
     for reader in readers {
@@ -73,7 +87,8 @@ async fn cuts_on_cue_and_answers_what_it_cut() {
     let (status, body) = request_with_body(server.metrics, "POST", "/admin/disconnect", fail).await;
     assert_eq!((status, body.as_str()), (200, r#"{"connections":0,"streams":0}"#));
     let (status, body) =
-        request_with_body(server.metrics, "POST", "/admin/disconnect", r#"{"mode": "stall", "fraction": 2}"#).await;
+        request_with_body(server.metrics, "POST", "/admin/disconnect", r#"{"mode": "stall", "fraction": 2}"#)
+            .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("mode: not a live cut mode") && body.contains("fraction: "), "{body}");
     let (status, body) = request_with_body(server.metrics, "POST", "/admin/disconnect", "{}").await;

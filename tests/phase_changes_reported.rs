@@ -72,9 +72,14 @@ async fn phase_changes_are_logged_counted_and_timed() {
     let began = wall(&in_force["started_at"]);
     assert!(SystemTime::now().duration_since(began).unwrap() < Duration::from_secs(1), "{in_force}");
     let samples = parse_samples(&get(server.metrics, "/metrics").await);
-    assert_eq!(sum(&samples, "streamstorm_phase_changes_total", &[("phase", "outage")]), 3.0, "pinning is a change");
+    assert_eq!(
+        sum(&samples, "streamstorm_phase_changes_total", &[("phase", "outage")]),
+        3.0,
+        "pinning is a change"
+    );
 
-    let released: Value = serde_json::from_str(&request(server.metrics, "DELETE", "/admin/phase").await.1).unwrap();
+    let released: Value =
+        serde_json::from_str(&request(server.metrics, "DELETE", "/admin/phase").await.1).unwrap();
     assert!(released["phase_in_force"]["ends_at"].is_string(), "the clock again: {released}");
 
     let _ = server.child.start_kill();
@@ -88,5 +93,8 @@ async fn phase_changes_are_logged_counted_and_timed() {
     }
     assert!(began.len() >= 5, "{began:#?}");
     assert!(began[0].contains("phase=steady") && began[0].contains("outage=false"), "{began:#?}");
-    assert!(began[1].contains("phase=outage") && began[1].contains("outage=true") && began[1].contains("until="), "{began:#?}");
+    assert!(
+        began[1].contains("phase=outage") && began[1].contains("outage=true") && began[1].contains("until="),
+        "{began:#?}"
+    );
 }

@@ -29,7 +29,10 @@ fn profile(on_enter: &str) -> String {
 
 /// Subscribes again and again until `cuts` subscriptions were cut by an outage (not refused
 /// at their start); each cut's outcome, and when the test saw it end.
-async fn subscribe_through_outages(server: std::net::SocketAddr, cuts: usize) -> Vec<(Instant, ClientOutcome)> {
+async fn subscribe_through_outages(
+    server: std::net::SocketAddr,
+    cuts: usize,
+) -> Vec<(Instant, ClientOutcome)> {
     let mut seen = Vec::new();
     let deadline = Instant::now() + CYCLE * (cuts as u32 + 3);
     while seen.len() < cuts {

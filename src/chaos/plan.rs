@@ -278,7 +278,9 @@ impl LiveAction {
     pub fn cuts_connections(&self) -> bool {
         matches!(
             self,
-            Self::Disconnect(DisconnectMode::Goaway { .. } | DisconnectMode::TcpReset | DisconnectMode::Blackhole)
+            Self::Disconnect(
+                DisconnectMode::Goaway { .. } | DisconnectMode::TcpReset | DisconnectMode::Blackhole
+            )
         )
     }
 

@@ -163,11 +163,16 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
         let slot = engine.phase_slot(&plan, now);
         let (index, since, until) = match pinned {
             Some(index) => (Some(index), now, None),
-            None => (slot.map(|slot| slot.index), slot.map_or(now, |slot| slot.since), slot.map(|slot| slot.until)),
+            None => (
+                slot.map(|slot| slot.index),
+                slot.map_or(now, |slot| slot.since),
+                slot.map(|slot| slot.until),
+            ),
         };
         let announced = Announced { index, pinned: pinned.is_some(), until };
         // A pin is a change even to the phase in force; releasing one to the same phase is not.
-        let entered = last.as_ref().is_none_or(|last| last.index != index || (pinned.is_some() && pin_edited));
+        let entered =
+            last.as_ref().is_none_or(|last| last.index != index || (pinned.is_some() && pin_edited));
         if last.as_ref() != Some(&announced) || entered {
             let phase = index.and_then(|index| plan.phases.get(index));
             if entered && phase.is_some() {
@@ -179,7 +184,9 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
                 });
                 info!(phase = %name, outage, until = until.as_deref().unwrap_or("pinned"), "Phase began.");
                 metrics::counter!(names::PHASE_CHANGES, "phase" => name.to_owned()).increment(1);
-                if let Some(cut) = phase.and_then(|phase| phase.on_enter.as_ref()).filter(|_| engine.enabled()) {
+                if let Some(cut) =
+                    phase.and_then(|phase| phase.on_enter.as_ref()).filter(|_| engine.enabled())
+                {
                     on_enter(cut);
                 }
             }
@@ -215,7 +222,12 @@ mod tests {
     use crate::chaos::plan::{DisconnectMode, Faults, LiveAction, MethodMatch, Phase};
 
     fn phase(name: &str, millis: u64, on_enter: Option<LiveCut>) -> Phase {
-        Phase { name: name.into(), duration: Duration::from_millis(millis), faults: Faults::default(), on_enter }
+        Phase {
+            name: name.into(),
+            duration: Duration::from_millis(millis),
+            faults: Faults::default(),
+            on_enter,
+        }
     }
 
     /// Steady 1.5 s, then an outage of 1 s that resets every live connection as it begins.
@@ -252,7 +264,8 @@ mod tests {
         let task = tokio::spawn({
             let (engine, shutdown) = (engine.clone(), shutdown.clone());
             async move {
-                let on_enter = |cut: &LiveCut| record.lock().unwrap().push((Instant::now(), cut.action.describe()));
+                let on_enter =
+                    |cut: &LiveCut| record.lock().unwrap().push((Instant::now(), cut.action.describe()));
                 run_timeline(&engine, on_enter, shutdown).await;
             }
         });
@@ -264,7 +277,10 @@ mod tests {
             let phase = changes.borrow_and_update().clone();
             seen.push((phase.name.clone().unwrap(), phase.outage, Instant::now() - start));
             let until = phase.until.expect("the clock schedules the end");
-            assert_eq!(until - phase.since, if phase.outage { Duration::from_secs(1) } else { Duration::from_millis(1500) });
+            assert_eq!(
+                until - phase.since,
+                if phase.outage { Duration::from_secs(1) } else { Duration::from_millis(1500) }
+            );
         }
         let at = |millis: u64| Duration::from_millis(millis);
         assert_eq!(

@@ -172,8 +172,11 @@ pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             "streamstorm simulate {}: latency, throughput and errors over time",
             args.profile.display()
         );
-        std::fs::write(path, plot::latency_svg(&report.timeline, &report.phases, report.load_duration_s, &title))
-            .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+        std::fs::write(
+            path,
+            plot::latency_svg(&report.timeline, &report.phases, report.load_duration_s, &title),
+        )
+        .with_context(|| format!("cannot write the plot to {}", path.display()))?;
         println!("plot written to {}", path.display());
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })
@@ -246,7 +249,9 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let run = client::start(&scenarios, &channels, &settings);
     let interval = plan.progress_interval.unwrap_or_else(|| default_interval(duration));
     let progress = Progress::spawn(run.collector(), run.started(), duration, interval, mode);
-    let phases = chaos.as_ref().map(|engine| PhaseRecorder::spawn(engine.phase_changes(), run.collector(), run.started()));
+    let phases = chaos
+        .as_ref()
+        .map(|engine| PhaseRecorder::spawn(engine.phase_changes(), run.collector(), run.started()));
     // The signal listener stays up through the drain, so a second signal can exit at once.
     let interrupted = CancellationToken::new();
     let _signal = AbortOnDropHandle::new(tokio::spawn(cancel_on_signal(interrupted.clone())));

@@ -41,8 +41,9 @@ impl Reader<'_> {
         }
         plan.rules = self
             .list(node.get("rules"), "chaos.rules", |reader, rule, field| reader.rule(rule, field, methods));
-        plan.phases =
-            self.list(node.get("phases"), "chaos.phases", |reader, phase, field| reader.phase(phase, field, methods));
+        plan.phases = self.list(node.get("phases"), "chaos.phases", |reader, phase, field| {
+            reader.phase(phase, field, methods)
+        });
         plan
     }
 
@@ -88,7 +89,9 @@ impl Reader<'_> {
         let faults = self.faults(node, field);
         let on_enter = match node.get("on_enter") {
             None => None,
-            Some(on_enter) => Some(self.live_cut(on_enter, &join(field, "on_enter"), "disconnect", methods)?),
+            Some(on_enter) => {
+                Some(self.live_cut(on_enter, &join(field, "on_enter"), "disconnect", methods)?)
+            }
         };
         Some(Phase { name: name?, duration: duration?, faults, on_enter })
     }

@@ -35,11 +35,16 @@ impl Reader<'_> {
             (Some(mode), None) => self.live_mode(mode, &join(field, mode_key)).map(LiveAction::Disconnect),
             (None, Some(fail)) => self.live_fail(fail, &join(field, "fail")),
             (Some(_), Some(fail)) => {
-                self.problem(fail.at, &join(field, "fail"), format!("set either '{mode_key}' or 'fail', not both"));
+                self.problem(
+                    fail.at,
+                    &join(field, "fail"),
+                    format!("set either '{mode_key}' or 'fail', not both"),
+                );
                 None
             }
             (None, None) => {
-                let example = format!("e.g. {{ {mode_key}: tcp_reset }} or {{ fail: {{ code: UNAVAILABLE }} }}");
+                let example =
+                    format!("e.g. {{ {mode_key}: tcp_reset }} or {{ fail: {{ code: UNAVAILABLE }} }}");
                 self.problem(node.at, field, format!("set '{mode_key}' or 'fail' ({example})"));
                 None
             }
@@ -79,9 +84,9 @@ impl Reader<'_> {
             self.optional(node, field, "message", values::text).unwrap_or_else(|| "injected outage".into());
         let details = match node.get("details") {
             None => None,
-            Some(details) => Some(
-                self.parse(details, &join(field, "details"), |details| encode_details(code, &message, details))?,
-            ),
+            Some(details) => Some(self.parse(details, &join(field, "details"), |details| {
+                encode_details(code, &message, details)
+            })?),
         };
         Some(LiveAction::Fail { code, message, details })
     }

@@ -67,12 +67,15 @@ impl<T: Send + 'static> Cuttable<T> {
     /// From passing messages to carrying out `cut`.
     fn start_cut(&mut self, cut: CutRequest) {
         let cutting = State::Cutting(Box::pin(futures::stream::empty()));
-        let State::Passing { mut messages, targets, linger, sent } = std::mem::replace(&mut self.state, cutting)
+        let State::Passing { mut messages, targets, linger, sent } =
+            std::mem::replace(&mut self.state, cutting)
         else {
             return;
         };
         let cutting =
-            futures::stream::once(async move { Err(cut_live(cut, linger, &targets, sent, &mut messages).await) });
+            futures::stream::once(
+                async move { Err(cut_live(cut, linger, &targets, sent, &mut messages).await) },
+            );
         self.state = State::Cutting(Box::pin(cutting));
     }
 }

@@ -51,7 +51,11 @@ pub struct PhaseRecorder {
 
 impl PhaseRecorder {
     /// Follows `changes` from `started` (the load's start) until finished.
-    pub fn spawn(changes: watch::Receiver<PhaseInForce>, collector: Arc<Collector>, started: Instant) -> Self {
+    pub fn spawn(
+        changes: watch::Receiver<PhaseInForce>,
+        collector: Arc<Collector>,
+        started: Instant,
+    ) -> Self {
         let stop = CancellationToken::new();
         let task = tokio::spawn(record(changes, collector, started, stop.clone()));
         Self { stop, task }

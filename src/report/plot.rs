@@ -86,7 +86,12 @@ const THROUGHPUT: [Series; 1] = [("msg/s", "#31a354", |point| point.messages_per
 
 /// The SVG text for `timeline` with its `phases` marked, on a time axis from 0 to
 /// `duration_s`, titled `title`.
-pub fn latency_svg(timeline: &[TimelinePoint], phases: &[PhaseReport], duration_s: f64, title: &str) -> String {
+pub fn latency_svg(
+    timeline: &[TimelinePoint],
+    phases: &[PhaseReport],
+    duration_s: f64,
+    title: &str,
+) -> String {
     let axis = TimeAxis { end: duration_s.max(1e-3) };
     let latency = Frame { top: TITLE_HEIGHT + GAP, height: 240.0 };
     let throughput = Frame { top: latency.bottom() + GAP, height: 110.0 };
@@ -159,7 +164,8 @@ fn phase_marks(svg: &mut String, phases: &[PhaseReport], axis: TimeAxis, top: f6
             svg,
             r##"<line x1="{start:.1}" y1="{top}" x2="{start:.1}" y2="{bottom}" stroke="#888" stroke-dasharray="3 3"/>"##
         );
-        let _ = writeln!(svg, r##"<text x="{:.1}" y="{}" fill="#555">{name}</text>"##, start + 3.0, top - 4.0);
+        let _ =
+            writeln!(svg, r##"<text x="{:.1}" y="{}" fill="#555">{name}</text>"##, start + 3.0, top - 4.0);
         svg.push_str("</g>\n");
     }
 }

@@ -48,7 +48,11 @@ pub struct LiveCuts {
 }
 
 impl LiveCuts {
-    pub fn new(streams: Arc<StreamRegistry>, connections: Arc<ConnectionRegistry>, chaos: Arc<ChaosEngine>) -> Self {
+    pub fn new(
+        streams: Arc<StreamRegistry>,
+        connections: Arc<ConnectionRegistry>,
+        chaos: Arc<ChaosEngine>,
+    ) -> Self {
         Self {
             streams,
             connections,
@@ -64,7 +68,8 @@ impl LiveCuts {
         let plan = self.chaos.plan();
         let mut rng = stream_rng(plan.seed, self.cuts.fetch_add(1, Ordering::Relaxed), LIVE_CUT_RNG);
         let live = self.streams.list(false);
-        let matching = |stream: &&Arc<LiveStream>| cut.matcher.matches(&stream.method.service, &stream.method.method);
+        let matching =
+            |stream: &&Arc<LiveStream>| cut.matcher.matches(&stream.method.service, &stream.method.method);
         let mut choose = |count: usize| {
             let chosen = ((cut.fraction * count as f64).round() as usize).min(count);
             let mut picks = index::sample(&mut rng, count, chosen).into_vec();
@@ -88,8 +93,11 @@ impl LiveCuts {
         candidates.dedup();
         let mut count = CutCount::default();
         for pick in choose(candidates.len()) {
-            let on_connection: Vec<_> = live.iter().filter(|stream| stream.connection == candidates[pick]).collect();
-            if let Some(streams) = self.cut_connection(candidates[pick], &cut.action, &on_connection, plan.linger) {
+            let on_connection: Vec<_> =
+                live.iter().filter(|stream| stream.connection == candidates[pick]).collect();
+            if let Some(streams) =
+                self.cut_connection(candidates[pick], &cut.action, &on_connection, plan.linger)
+            {
                 count.connections += 1;
                 count.streams += streams;
             }
@@ -116,8 +124,10 @@ impl LiveCuts {
         }
         // Held while the shares are handed out, so the first stream to settle cannot cut early.
         let holding = once.share();
-        let cut_streams =
-            streams.iter().filter(|stream| stream.control.request_cut(CutRequest::Connection(once.share()))).count();
+        let cut_streams = streams
+            .iter()
+            .filter(|stream| stream.control.request_cut(CutRequest::Connection(once.share())))
+            .count();
         drop(holding);
         let shutdown = self.shutdown.clone();
         self.waiting.spawn(async move {
@@ -143,7 +153,9 @@ fn stream_cut(action: &LiveAction) -> CutRequest {
         LiveAction::Fail { code, message, details: Some(details) } => {
             CutRequest::Status(Status::with_details(*code, message.clone(), details.clone()))
         }
-        LiveAction::Fail { code, message, details: None } => CutRequest::Status(Status::new(*code, message.clone())),
+        LiveAction::Fail { code, message, details: None } => {
+            CutRequest::Status(Status::new(*code, message.clone()))
+        }
         LiveAction::Disconnect(DisconnectMode::ResetStream { h2_code }) => {
             CutRequest::Reset(h2::Reason::from(*h2_code))
         }
