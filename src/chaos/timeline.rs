@@ -153,6 +153,10 @@ struct Announced {
 /// phase's live cut (while chaos is on), and publishes it.
 pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shutdown: CancellationToken) {
     let mut edits = engine.phases.edits.subscribe();
+    // Each phase's series starts at 0, so a dashboard shows 0 rather than no data before it.
+    for phase in &engine.plan().phases {
+        metrics::counter!(names::PHASE_CHANGES, "phase" => phase.name.clone()).increment(0);
+    }
     let mut last: Option<Announced> = None;
     let mut pin_edited = false;
     loop {

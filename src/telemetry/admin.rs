@@ -115,7 +115,11 @@ async fn disconnect(state: &TelemetryState, request: Request<Incoming>) -> Respo
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
         Ok(body) => body.to_bytes(),
         Err(error) => {
-            return respond(StatusCode::BAD_REQUEST, "text/plain", format!("cannot read the body: {error}\n"));
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("cannot read the body: {error}\n"),
+            );
         }
     };
     let text = String::from_utf8_lossy(&body);
