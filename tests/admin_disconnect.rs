@@ -12,33 +12,25 @@ use tonic::Code;
 
 const PHASES: &str = "chaos:\n  phases:\n    - { name: steady, duration: 1h }\n";
 
-/// Two subscriptions on each of `connections` connections, each read to its end in a task.
-async fn subscriptions(server: std::net::SocketAddr, connections: usize) -> Vec<JoinHandle<Code>> {
+/// Two subscriptions on each of `connections` connections, each read to its end in a task;
+/// the channels too, which keep a connection open after its streams end.
+async fn subscriptions(
+    server: std::net::SocketAddr,
+    connections: usize,
+) -> (Vec<JoinHandle<(usize, Code)>>, Vec<tonic::transport::Channel>) {
     let pool = common::example_pool();
-    let response = common::message_type(&pool, "myapp.Notification");
-    let mut readers = Vec::new();
+    let (mut readers, mut channels) = (Vec::new(), Vec::new());
     for _ in 0..connections {
         let channel = common::connect(server).await;
         for _ in 0..2 {
-            let request = common::json_message(&pool, "myapp.SubscribeRequest", serde_json::json!({}));
-            let path = "/myapp.NotificationService/Subscribe";
-            let mut stream = common::open_stream(
-                channel.clone(),
-                path,
-                response.clone(),
-                futures::stream::iter([request]),
-            )
-            .await
-            .expect("the subscription opens");
-            readers.push(tokio::spawn(async move {
-                common::arrivals(&mut stream, std::time::Instant::now()).await.1.code()
-            }));
+            readers.push(common::subscribe(channel.clone(), &pool).await);
         }
+        channels.push(channel);
     }
-    readers
+    (readers, channels)
 }
 
-async fn ended(readers: &[JoinHandle<Code>], count: usize) -> bool {
+async fn ended(readers: &[JoinHandle<(usize, Code)>], count: usize) -> bool {
     common::eventually(Duration::from_secs(5), || {
         readers.iter().filter(|reader| reader.is_finished()).count() == count
     })
@@ -54,7 +46,7 @@ async fn cuts_on_cue_and_answers_what_it_cut() {
         &[],
     )
     .await;
-    let readers = subscriptions(server.addr, 3).await;
+    let (readers, _channels) = subscriptions(server.addr, 3).await;
     let reset =
         r#"{"mode": "reset_stream", "method": "myapp.NotificationService/Subscribe", "fraction": "50%"}"#;
     let (status, body) = request_with_body(server.metrics, "POST", "/admin/disconnect", reset).await;
@@ -79,7 +71,7 @@ async fn cuts_on_cue_and_answers_what_it_cut() {
     assert!(ended(&readers, 6).await, "the rest ended with their connections");
     let mut codes = Vec::new();
     for reader in readers {
-        codes.push(reader.await.unwrap());
+        codes.push(reader.await.unwrap().1);
     }
     assert!(codes.iter().all(|code| *code != Code::Ok), "{codes:?}");
 
@@ -101,7 +93,7 @@ async fn a_read_only_admin_endpoint_refuses_it() {
     let dir = tempfile::tempdir().unwrap();
     let profile = common::write_profile(dir.path(), PHASES);
     let server = common::spawn_serve_process(&["--profile", common::path_str(&profile)], &[]).await;
-    let readers = subscriptions(server.addr, 1).await;
+    let (readers, _channels) = subscriptions(server.addr, 1).await;
     let (status, body) =
         request_with_body(server.metrics, "POST", "/admin/disconnect", r#"{"mode": "tcp_reset"}"#).await;
     assert_eq!(status, 403, "{body}");

@@ -27,6 +27,16 @@ fn profile(on_enter: &str) -> String {
     )
 }
 
+/// `serve` under the two phases with `on_enter`, subscriptions sending every 100 ms.
+async fn serve(dir: &std::path::Path, on_enter: &str) -> common::ServeProcess {
+    let path = common::write_profile(dir, &profile(on_enter));
+    common::spawn_serve_process(
+        &["--profile", common::path_str(&path), "--default-stream-interval", "100ms"],
+        &[],
+    )
+    .await
+}
+
 /// Subscribes again and again until `cuts` subscriptions were cut by an outage (not refused
 /// at their start); each cut's outcome, and when the test saw it end.
 async fn subscribe_through_outages(
@@ -61,12 +71,7 @@ fn assert_one_per_cycle(seen: &[(Instant, ClientOutcome)]) {
 async fn each_outage_fails_the_open_subscription_with_its_status_and_retry_info() {
     let dir = tempfile::tempdir().unwrap();
     let on_enter = r#"{ fail: { code: UNAVAILABLE, message: cut by the outage, details: [{ "@type": google.rpc.RetryInfo, retry_delay: 2s }] } }"#;
-    let path = common::write_profile(dir.path(), &profile(on_enter));
-    let server = common::spawn_serve_process(
-        &["--profile", common::path_str(&path), "--default-stream-interval", "100ms"],
-        &[],
-    )
-    .await;
+    let server = serve(dir.path(), on_enter).await;
     let seen = subscribe_through_outages(server.addr, 3).await;
     for (_, outcome) in &seen {
         assert_eq!((outcome.code.as_str(), outcome.details.as_str()), ("UNAVAILABLE", "cut by the outage"));
@@ -88,12 +93,7 @@ async fn each_outage_fails_the_open_subscription_with_its_status_and_retry_info(
 #[tokio::test]
 async fn each_outage_resets_the_open_subscriptions_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let path = common::write_profile(dir.path(), &profile("{ disconnect: tcp_reset }"));
-    let server = common::spawn_serve_process(
-        &["--profile", common::path_str(&path), "--default-stream-interval", "100ms"],
-        &[],
-    )
-    .await;
+    let server = serve(dir.path(), "{ disconnect: tcp_reset }").await;
     let seen = subscribe_through_outages(server.addr, 3).await;
     for (_, outcome) in &seen {
         assert_eq!(outcome.code, "UNAVAILABLE", "{}", outcome.details);

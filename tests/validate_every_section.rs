@@ -113,8 +113,8 @@ fn a_bad_on_enter_is_located() {
         fields,
         [
             "chaos.phases[0].on_enter.disconnect",
-            "chaos.phases[1].on_enter.when",
             "chaos.phases[1].on_enter.fraction",
+            "chaos.phases[1].on_enter.when",
             "chaos.phases[2].on_enter.fail.code",
             "chaos.phases[2].on_enter.fail.details",
             "chaos.phases[3].on_enter.fail",
@@ -126,7 +126,8 @@ fn a_bad_on_enter_is_located() {
     assert!(problems.iter().all(|problem| problem.line > 0 && problem.column > 0), "{problems:#?}");
     let text = |index: usize| problems[index].message.clone();
     assert!(text(0).contains("not a live cut mode") && text(0).contains("tcp_reset"), "{}", text(0));
-    assert!(text(1).contains("unknown field 'when'"), "{}", text(1));
+    assert!(text(1).contains("not a rate"), "{}", text(1));
+    assert!(text(2).contains("unknown field 'when'"), "{}", text(2));
     assert!(text(4).contains("google.rpc.Nothing"), "{}", text(4));
     assert!(text(5).contains("either 'disconnect' or 'fail'"), "{}", text(5));
     assert!(text(7).contains("Nope"), "{}", text(7));

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::ChaosEngine;
-use super::plan::{FaultPlan, LiveCut};
+use super::plan::{FaultPlan, LiveCut, Phase};
 use crate::telemetry::names;
 
 /// The phase in force, as published at each change.
@@ -65,7 +65,7 @@ impl PhaseClock {
             outage: first.is_some_and(|phase| phase.is_outage()),
             since: started.into_std(),
             since_wall: SystemTime::now(),
-            until: first.map(|phase| (started + phase.duration).into_std()),
+            until: first.and_then(|phase| started.checked_add(phase.duration)).map(Instant::into_std),
         };
         Self {
             started,
@@ -153,6 +153,10 @@ struct Announced {
 /// phase's live cut (while chaos is on), and publishes it.
 pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shutdown: CancellationToken) {
     let mut edits = engine.phases.edits.subscribe();
+    // Each phase's series starts at 0, so a dashboard shows 0 rather than no data before it.
+    for phase in &engine.plan().phases {
+        metrics::counter!(names::PHASE_CHANGES, "phase" => phase.name.clone()).increment(0);
+    }
     let mut last: Option<Announced> = None;
     let mut pin_edited = false;
     loop {
@@ -175,20 +179,8 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
             last.as_ref().is_none_or(|last| last.index != index || (pinned.is_some() && pin_edited));
         if last.as_ref() != Some(&announced) || entered {
             let phase = index.and_then(|index| plan.phases.get(index));
-            if entered && phase.is_some() {
-                let outage = phase.is_some_and(|phase| phase.is_outage());
-                let name = phase.map_or(names::NO_PHASE, |phase| phase.name.as_str());
-                let until = until.map(|until| {
-                    let wall = SystemTime::now() + until.saturating_duration_since(now);
-                    humantime::format_rfc3339_millis(wall).to_string()
-                });
-                info!(phase = %name, outage, until = until.as_deref().unwrap_or("pinned"), "Phase began.");
-                metrics::counter!(names::PHASE_CHANGES, "phase" => name.to_owned()).increment(1);
-                if let Some(cut) =
-                    phase.and_then(|phase| phase.on_enter.as_ref()).filter(|_| engine.enabled())
-                {
-                    on_enter(cut);
-                }
+            if let Some(phase) = phase.filter(|_| entered) {
+                enter(engine, phase, now, until, &on_enter);
             }
             engine.phases.published.send_replace(PhaseInForce {
                 index,
@@ -214,12 +206,33 @@ pub async fn run_timeline(engine: &ChaosEngine, on_enter: impl Fn(&LiveCut), shu
     }
 }
 
+/// `phase` begins at `now`, scheduled to end at `until` (`None`: pinned): logged, counted, and
+/// its `on_enter` carried out while chaos is on.
+fn enter(
+    engine: &ChaosEngine,
+    phase: &Phase,
+    now: Instant,
+    until: Option<Instant>,
+    on_enter: &impl Fn(&LiveCut),
+) {
+    let until = until.map(|until| {
+        let wall = SystemTime::now() + until.saturating_duration_since(now);
+        humantime::format_rfc3339_millis(wall).to_string()
+    });
+    let (name, outage) = (phase.name.as_str(), phase.is_outage());
+    info!(phase = %name, outage, until = until.as_deref().unwrap_or("pinned"), "Phase began.");
+    metrics::counter!(names::PHASE_CHANGES, "phase" => name.to_owned()).increment(1);
+    if let Some(cut) = phase.on_enter.as_ref().filter(|_| engine.enabled()) {
+        on_enter(cut);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::chaos::plan::{DisconnectMode, Faults, LiveAction, MethodMatch, Phase};
+    use crate::chaos::plan::{DisconnectMode, Faults, LiveAction, MethodMatch};
 
     fn phase(name: &str, millis: u64, on_enter: Option<LiveCut>) -> Phase {
         Phase {

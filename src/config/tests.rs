@@ -203,7 +203,7 @@ fn unknown_keys_are_rejected_at_every_level() {
             "p.yaml:5:14: chaos.rules[0].abort: missing field 'rate' (e.g. rate: 5%)",
             "p.yaml:5:16: chaos.rules[0].abort.rte: unknown field 'rte', did you mean 'rate'? (expected one of: rate, code, codes, message, details)",
             "p.yaml:6:16: chaos.rules[0].match.methd: unknown field 'methd', did you mean 'method'? (expected one of: method)",
-            "p.yaml:7:37: chaos.phases[0].latncy: unknown field 'latncy', did you mean 'latency'? (expected one of: name, duration, latency, abort, fail, disconnect, message_cap, inbound_cap, stream_timeout, rate_limit)",
+            "p.yaml:7:37: chaos.phases[0].latncy: unknown field 'latncy', did you mean 'latency'? (expected one of: name, duration, on_enter, latency, abort, fail, disconnect, message_cap, inbound_cap, stream_timeout, rate_limit)",
             "p.yaml:8:26: metrics.per_stream.max: unknown field 'max', did you mean 'max_streams'? (expected one of: max_streams)",
         ]
     );

@@ -1,10 +1,13 @@
 //! The mock gRPC server: our own accept loop ([`accept`]) with a registry of live connections
 //! ([`connection`]), routing ([`router`]) to native reflection and health ([`introspection`])
 //! or to the dynamic service ([`dynamic`]), which hands each [`call::Call`] to a responder.
-//! Connections are plaintext HTTP/2 or, with [`tls::ServerTls`], HTTP/2 over TLS.
+//! Connections are plaintext HTTP/2 or, with [`tls::ServerTls`], HTTP/2 over TLS. While it
+//! serves, the server follows the chaos phase timeline and carries out each phase's `on_enter`
+//! on its live streams and connections ([`live_cut`], also reached by the admin endpoint
+//! through [`ServerHandle::cuts`]).
 //!
-//! The server owns no knowledge of stubs or chaos: it runs whatever [`call::Responder`] it is
-//! given.
+//! The server owns no knowledge of stubs, and decides no fault: it runs whatever
+//! [`call::Responder`] it is given, and carries out what the chaos engine decides.
 
 pub mod accept;
 pub mod body;

@@ -184,6 +184,24 @@ pub async fn open_stream(
     Ok(response.into_inner())
 }
 
+/// Opens a `myapp.NotificationService/Subscribe` on `channel` (once the server has answered its
+/// headers) and reads it to its end in a task: how many messages arrived, and the final code.
+pub async fn subscribe(
+    channel: Channel,
+    pool: &DescriptorPool,
+) -> tokio::task::JoinHandle<(usize, tonic::Code)> {
+    let response = message_type(pool, "myapp.Notification");
+    let request = json_message(pool, "myapp.SubscribeRequest", serde_json::json!({}));
+    let path = "/myapp.NotificationService/Subscribe";
+    let mut stream = open_stream(channel, path, response, futures::stream::iter([request]))
+        .await
+        .expect("the subscription opens");
+    tokio::spawn(async move {
+        let (arrivals, status) = arrivals(&mut stream, std::time::Instant::now()).await;
+        (arrivals.len(), status.code())
+    })
+}
+
 /// Reads `stream` to its end: when each message arrived (since `started`) and the final status.
 pub async fn arrivals(
     stream: &mut tonic::Streaming<DynamicMessage>,
