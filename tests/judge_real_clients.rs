@@ -36,7 +36,7 @@ expect:
   max_attempts_per_second: 5
 "#;
 
-/// Every Subscribe call fails at once, asking with RetryInfo for a second's pause.
+/// Every Subscribe call fails at once, asking with RetryInfo for a half-second pause.
 const ABORT_WITH_RETRY_INFO: &str = r#"
 chaos:
   rules:
@@ -45,7 +45,7 @@ chaos:
         rate: 100%
         code: UNAVAILABLE
         message: "backend overloaded"
-        details: [{ "@type": google.rpc.RetryInfo, retry_delay: 1s }]
+        details: [{ "@type": google.rpc.RetryInfo, retry_delay: 0.5s }]
 clients:
   identify_by: { header: x-client-id }
 expect:
@@ -153,7 +153,7 @@ async fn backoff_and_hot_loop(client: Client) {
 }
 
 /// Both clients back off 100 ms ×2 capped at 200 ms; one waits at least the RetryInfo delay
-/// (1 s), the other ignores it.
+/// (500 ms), the other ignores it.
 async fn retry_info(client: Client) {
     let honours = subscriber(client, "honours").exponential(100, 2.0, 0.2, 200).honor_retry_info();
     let ignores = subscriber(client, "ignores").exponential(100, 2.0, 0.2, 200);
@@ -162,21 +162,21 @@ async fn retry_info(client: Client) {
     judged.assert_outcome(&[(&ignores, "retry_info")], &[&honours]);
     judged.assert_verdict(&honours, "retry_info", true);
     judged.assert_verdict(&ignores, "retry_info", false);
-    for each in [&honours, &ignores] {
+    for (each, honouring) in [(&honours, true), (&ignores, false)] {
         judged.assert_attempts_agree(each);
-        let own = judged.own(each);
+        let hinted = judged.own(each).delays_after_retry_info();
+        // After each RetryInfo, the honouring client waits that long; the other at most 240 ms,
+        // under half of it.
+        let as_expected = |&(delay, hint): &(f64, f64)| {
+            hint == 500.0 && if honouring { delay >= hint } else { delay <= 240.0 }
+        };
         assert!(
-            own.retry_info_ms.len() >= 3 && own.retry_info_ms.iter().all(|&delay| delay == 1000.0),
-            "{}: the RetryInfo delays it received: {:?}",
-            each.identity(),
-            own.retry_info_ms
+            hinted.len() >= 3 && hinted.iter().all(as_expected),
+            "{}: (delay, RetryInfo delay) pairs: {hinted:?}",
+            each.identity()
         );
         assert!(judged.number(each, "/retry_info/sent") >= 3.0, "{}", each.identity());
     }
-    // Each pause of the honouring client is the RetryInfo delay; each of the other is at most
-    // 240 ms, a quarter of it.
-    assert!(judged.own(&honours).delays_ms.iter().all(|&delay| delay >= 1000.0));
-    assert!(judged.own(&ignores).delays_ms.iter().all(|&delay| delay <= 240.0));
     let honoured = judged.number(&honours, "/retry_info/honoured");
     assert!(honoured >= 3.0, "{}: {honoured} RetryInfo delays honoured", honours.identity());
     assert_eq!(judged.number(&ignores, "/retry_info/honoured"), 0.0);
@@ -204,11 +204,12 @@ async fn resume_or_restart(client: Client) {
         judged.assert_attempts_agree(each);
         let classes = &judged.client(each)["resume"];
         let counted = judged.number(each, &format!("/resume/{class}"));
-        // Every attempt but the first follows a cut, less the one the end of the run may cut short.
-        let follow_cuts = judged.own(each).attempts as f64 - 1.0;
+        // Every attempt the judge saw but the first follows a cut; the last one's request may
+        // not have been read when serve stopped.
+        let after_cuts = judged.number(each, "/attempts") - 1.0;
         assert!(
-            counted >= 3.0 && counted <= follow_cuts && counted >= follow_cuts - 2.0,
-            "{}: {counted} {class} of {follow_cuts} attempts after a cut: {classes}",
+            counted >= 3.0 && (after_cuts - 1.0..=after_cuts).contains(&counted),
+            "{}: {counted} {class} of {after_cuts} attempts after a cut: {classes}",
             each.identity()
         );
         let others: f64 = ["resumed", "restarted", "skipped", "duplicated"]

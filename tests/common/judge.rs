@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -158,14 +158,32 @@ pub struct SubscriberReport {
     pub resumed_from: Vec<u64>,
     /// The delays it chose before each next attempt (the last may be cut short by its end).
     pub delays_ms: Vec<f64>,
-    /// The `RetryInfo` delays failed calls carried.
-    pub retry_info_ms: Vec<f64>,
+    /// Beside each delay, the `RetryInfo` delay the call before it carried, if any.
+    pub retry_info_ms: Vec<Option<f64>>,
+    /// When each attempt started, in Unix milliseconds.
+    pub attempt_times_unix_ms: Vec<f64>,
     pub duration_s: f64,
     #[serde(skip)]
     pub stderr: String,
 }
 
 impl SubscriberReport {
+    /// How many attempts it started before `time`.
+    pub fn attempts_before(&self, time: SystemTime) -> usize {
+        let limit = time.duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64() * 1000.0;
+        self.attempt_times_unix_ms.iter().filter(|&&at| at < limit).count()
+    }
+
+    /// Each delay it chose after a call carrying a `RetryInfo`, with that `RetryInfo` delay.
+    pub fn delays_after_retry_info(&self) -> Vec<(f64, f64)> {
+        assert_eq!(self.delays_ms.len(), self.retry_info_ms.len(), "{self:?}");
+        self.delays_ms
+            .iter()
+            .zip(&self.retry_info_ms)
+            .filter_map(|(&delay, hint)| Some((delay, (*hint)?)))
+            .collect()
+    }
+
     /// The median delay it chose.
     pub fn median_delay_ms(&self) -> f64 {
         let mut delays = self.delays_ms.clone();
@@ -182,6 +200,8 @@ pub struct JudgedRun {
     running: Vec<RunningSubscriber>,
     report: PathBuf,
     duration: Duration,
+    /// Just before `serve` was started.
+    started: SystemTime,
     _dir: tempfile::TempDir,
 }
 
@@ -201,6 +221,7 @@ impl JudgedRun {
         let mut args = vec!["--profile", path_str(&profile), "--duration", &duration_arg];
         args.extend(["--report", path_str(&report)]);
         args.extend_from_slice(serve_args);
+        let started = SystemTime::now();
         let (served, mut stdout) = spawn_serve_process_keeping_stdout(&args, &[], Stdio::inherit()).await;
         let printed = tokio::spawn(async move {
             let mut text = String::new();
@@ -214,7 +235,7 @@ impl JudgedRun {
             .iter()
             .map(|subscriber| subscriber.spawn(served.addr, duration + SUBSCRIBER_OVERRUN))
             .collect();
-        Self { served, printed, running, report, duration, _dir: dir }
+        Self { served, printed, running, report, duration, started, _dir: dir }
     }
 
     /// Waits for `serve` to end by itself, stops the subscribers, and gathers every report.
@@ -228,6 +249,7 @@ impl JudgedRun {
                 )
             })
             .expect("serve runs");
+        let exited = SystemTime::now();
         let subscribers =
             futures::future::join_all(self.running.into_iter().map(RunningSubscriber::stop)).await;
         let stdout = self.printed.await.expect("serve's stdout is read");
@@ -236,7 +258,14 @@ impl JudgedRun {
         });
         let report = serde_json::from_str(&text)
             .unwrap_or_else(|error| panic!("the report is not JSON ({error}):\n{text}"));
-        Judged { exit_code: status.code(), stdout, report, subscribers }
+        Judged {
+            exit_code: status.code(),
+            stdout,
+            report,
+            subscribers,
+            judged_until: self.started + self.duration,
+            exited,
+        }
     }
 }
 
@@ -249,6 +278,11 @@ pub struct Judged {
     pub report: Value,
     /// Each subscriber's own report, in the order they were given.
     pub subscribers: Vec<SubscriberReport>,
+    /// A time by which `serve` was surely still judging: its start plus its `--duration`
+    /// (it started after this was taken).
+    pub judged_until: SystemTime,
+    /// Just after `serve` exited: it judged nothing later.
+    pub exited: SystemTime,
 }
 
 impl Judged {
@@ -336,15 +370,16 @@ impl Judged {
         }
     }
 
-    /// Asserts that the judge counted the attempts `subscriber` says it made, give or take the
-    /// call in flight when `serve` stopped and one the subscriber started after that (it waits
-    /// for a ready channel, so it cannot start more against a stopped server).
+    /// Asserts that the judge counted the attempts `subscriber` says it made: at least those it
+    /// started while `serve` was surely judging, at most those it started before `serve` exited.
     pub fn assert_attempts_agree(&self, subscriber: &Subscriber) {
         let seen = self.number(subscriber, "/attempts");
-        let made = self.own(subscriber).attempts as f64;
+        let own = self.own(subscriber);
+        let (surely, at_most) = (own.attempts_before(self.judged_until), own.attempts_before(self.exited));
         assert!(
-            seen <= made && seen >= made - 2.0,
-            "{}: the judge counted {seen} attempts, the client made {made}",
+            (surely as f64..=at_most as f64).contains(&seen),
+            "{}: the judge counted {seen} attempts; the client started {surely} while serve surely judged, \
+             {at_most} before it exited",
             subscriber.identity()
         );
     }

@@ -4,8 +4,9 @@
 // classifies the ending, waits as its retry policy says, subscribes again, until --duration-s
 // has passed (or SIGTERM/SIGINT). A stream that ends, OK or with any status, is one attempt; a
 // stream that delivered messages resets the backoff. gRPC statuses are data; only harness
-// errors exit non-zero. At exit it prints one JSON line (attempts, messages, endings by code,
-// the sequences it resumed from, the delays it slept, the RetryInfo delays it was sent).
+// errors exit non-zero. At exit it prints one JSON line (attempts and when each started, Unix
+// ms; messages, endings by code, the sequences it resumed from, the delays it slept and beside
+// each the RetryInfo delay the call before it carried, or null).
 // Calls wait for the channel to be ready, as long-lived subscriptions in applications do;
 // --fail-fast turns that off.
 'use strict';
@@ -221,6 +222,7 @@ function main() {
     resumed_from: [],
     delays_ms: [],
     retry_info_ms: [],
+    attempt_times_unix_ms: [],
   };
 
   let stopped = false;
@@ -268,6 +270,7 @@ function main() {
       if (opts.resume) request[opts.resumeField] = String(resumeFrom);
       report.resumed_from.push(resumeFrom);
       report.attempts += 1;
+      report.attempt_times_unix_ms.push(Date.now());
       const outcome = await subscribeOnce(request);
       report.messages += outcome.received;
       if (outcome.lastSequence !== undefined) lastSequence = outcome.lastSequence;
@@ -278,10 +281,8 @@ function main() {
       if (outcome.received > 0) backoff.reset();
       let delay = backoff.nextMs();
       const hint = outcome.code === 'OK' ? undefined : retryInfoMs(outcome.metadata);
-      if (hint !== undefined) {
-        report.retry_info_ms.push(Math.round(hint * 1000) / 1000);
-        if (opts.honorRetryInfo) delay = Math.max(delay, hint);
-      }
+      report.retry_info_ms.push(hint === undefined ? null : Math.round(hint * 1000) / 1000);
+      if (hint !== undefined && opts.honorRetryInfo) delay = Math.max(delay, hint);
       report.delays_ms.push(Math.round(delay * 1000) / 1000);
       await new Promise((resolve) => {
         wake = resolve;

@@ -6,9 +6,10 @@ on until --duration-s has passed (or SIGTERM/SIGINT arrives). A stream that ends
 status, is one attempt; a stream that delivered messages resets the backoff. gRPC statuses are
 data; only harness errors (bad arguments, unknown method) exit non-zero.
 
-At exit it prints one JSON line: attempts, messages, endings by status code, the sequence each
-attempt resumed from, the delays it slept, and the RetryInfo delays it was sent, so a test can
-cross-check what the server saw.
+At exit it prints one JSON line: attempts (and when each started, Unix ms), messages, endings by
+status code, the sequence each attempt resumed from, the delays it slept, and beside each delay
+the RetryInfo delay the call before it carried (null if none), so a test can cross-check what
+the server saw.
 
 Calls wait for the channel to be ready (`wait_for_ready`), as long-lived subscriptions in real
 applications do: without it, grpcio fails a call at once with UNAVAILABLE, without reaching
@@ -162,7 +163,8 @@ def main() -> None:
     timer.start()
 
     report = {"client_id": args.client_id, "library": f"grpcio {grpc.__version__}", "attempts": 0,
-              "messages": 0, "endings": {}, "resumed_from": [], "delays_ms": [], "retry_info_ms": []}
+              "messages": 0, "endings": {}, "resumed_from": [], "delays_ms": [], "retry_info_ms": [],
+              "attempt_times_unix_ms": []}
     backoff = Backoff(args)
     last_sequence = 0
     started = time.monotonic()
@@ -174,6 +176,7 @@ def main() -> None:
             setattr(request, args.resume_field, resume_from)
         report["resumed_from"].append(resume_from)
         report["attempts"] += 1
+        report["attempt_times_unix_ms"].append(round(time.time() * 1000, 3))
         with lock:
             call = subscribe(request, timeout=args.deadline_s, metadata=[("x-client-id", args.client_id)],
                              wait_for_ready=not args.fail_fast)
@@ -199,10 +202,9 @@ def main() -> None:
             backoff.reset()
         delay = backoff.next_s()
         hint = retry_info_s(call) if code != "OK" else None
-        if hint is not None:
-            report["retry_info_ms"].append(round(hint * 1000, 3))
-            if args.honor_retry_info:
-                delay = max(delay, hint)
+        report["retry_info_ms"].append(None if hint is None else round(hint * 1000, 3))
+        if hint is not None and args.honor_retry_info:
+            delay = max(delay, hint)
         report["delays_ms"].append(round(delay * 1000, 3))
         stop.wait(delay)
     report["duration_s"] = round(time.monotonic() - started, 3)
