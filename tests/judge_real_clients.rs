@@ -273,11 +273,10 @@ async fn dead_peer(client: Client) {
     let report = &judged.client(&oblivious)["dead_peer"];
     assert_eq!(judged.number(&oblivious, "/dead_peer/blackholes"), 1.0, "{report}");
     assert_eq!(judged.number(&oblivious, "/dead_peer/detected"), 0.0, "{report}");
-    // It read the three messages, then nothing: one attempt until serve stopped (and perhaps
-    // one more, left waiting for the stopped server).
+    // It read the three messages, then nothing: one attempt while serve judged.
     let own = judged.own(&oblivious);
     assert_eq!(own.messages, 3, "{own:?}");
-    assert!(own.attempts <= 2, "{own:?}");
+    assert_eq!(own.attempts_before(judged.judged_until), 1, "{own:?}");
 }
 
 #[tokio::test]
