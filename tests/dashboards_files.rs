@@ -216,6 +216,19 @@ fn the_server_dashboard_covers_every_server_metric_and_queries_nothing_else() {
         names::RUNTIME_TASKS_ALIVE,
         names::PROCESS_OPEN_FDS,
         names::PROCESS_RESIDENT_MEMORY,
+        // The client judge's (issue 14's contract); `streamstorm_peer_client_attempts_total`,
+        // labelled by client, is left out like the per-stream series.
+        "streamstorm_peer_attempts_total",
+        "streamstorm_peer_connections_total",
+        "streamstorm_peer_clients_tracked",
+        "streamstorm_peer_clients_dropped_total",
+        "streamstorm_peer_hot_loops_total",
+        "streamstorm_peer_reconnect_delay_seconds",
+        "streamstorm_peer_retry_gap_seconds",
+        "streamstorm_peer_recovery_seconds",
+        "streamstorm_peer_dead_peer_detection_seconds",
+        "streamstorm_peer_resumes_total",
+        "streamstorm_peer_retry_info_total",
     ]
     .into_iter()
     .map(str::to_owned)

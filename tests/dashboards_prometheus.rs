@@ -3,6 +3,9 @@
 //! then every panel query of every dashboard in [`DASHBOARDS`] — Grafana's variables replaced as
 //! if every value were selected — and every template variable's `label_values` must return data.
 //!
+//! Beside the chaos server and its load client, a server judging reconnecting subscribers
+//! (Python grpcio, Node grpc-js) feeds the panels on the clients under test.
+//!
 //! What is scraped is a table too ([`SOURCES`]): to check another dashboard, add its file to
 //! `DASHBOARDS` and, if its metrics come from another process, a source starting that process.
 
@@ -21,11 +24,12 @@ const DASHBOARDS: &[&str] = &["dashboards/streamstorm-server.json", "dashboards/
 
 /// The processes Prometheus scrapes, started in order; each may use those started before it
 /// (a load client needs a server's address).
-const SOURCES: &[Source] = &[server_under_chaos, load_client];
+const SOURCES: &[Source] = &[server_under_chaos, load_client, judged_subscribers];
 
 /// The same, with a server that has had no reload and has no phase timeline: every counter
 /// and gauge a panel reads must exist before its first event.
-const SOURCES_BEFORE_RELOADS_AND_PHASES: &[Source] = &[server_without_reloads_or_phases, load_client];
+const SOURCES_BEFORE_RELOADS_AND_PHASES: &[Source] =
+    &[server_without_reloads_or_phases, load_client, judged_subscribers];
 
 /// How long the scraped data may take to cover every query.
 const DATA_TIMEOUT: Duration = Duration::from_secs(40);
@@ -64,6 +68,20 @@ fn server_without_reloads_or_phases(_started: &[Running]) -> BoxFuture<'_, Runni
             target: ScrapeTarget { job: "streamstorm-server".into(), metrics: server.process.metrics },
             grpc: Some(server.process.addr),
             _keep: Box::new((traffic, server)),
+        }
+    })
+}
+
+/// `serve` judging reconnecting Python and Node subscribers through outages, cuts and
+/// blackholes (see [`common::judge::peer_traffic`]), so the panels on the clients under test
+/// have data.
+fn judged_subscribers(_started: &[Running]) -> BoxFuture<'_, Running> {
+    Box::pin(async {
+        let run = common::judge::peer_traffic().await;
+        Running {
+            target: ScrapeTarget { job: "streamstorm-server".into(), metrics: run.served.metrics },
+            grpc: Some(run.served.addr),
+            _keep: Box::new(run),
         }
     })
 }

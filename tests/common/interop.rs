@@ -149,19 +149,27 @@ impl ClientCall {
     /// Runs the client to its end. The process is killed if the future is dropped, so a caller
     /// may bound a client that hangs with `tokio::time::timeout`.
     async fn output(self) -> (Output, Vec<String>) {
-        let (program, script) = match self.client {
-            Client::Python => {
-                (require(interop_dir().join("venv/bin/python")), "tests/interop/python/client.py")
-            }
-            Client::Node => ("node".into(), "tests/interop/node/client.js"),
-        };
-        let mut command = tokio::process::Command::new(program);
-        command.arg(repo_root().join(script)).args(&self.args).envs(self.env).kill_on_drop(true);
-        if self.client == Client::Node {
-            command.env("NODE_PATH", require(interop_dir().join("node/node_modules")));
-        }
+        let mut command = script_command(self.client, "client");
+        command.args(&self.args).envs(self.env);
         (command.output().await.expect("the client starts"), self.args)
     }
+}
+
+/// A command running the program `name` (`client`, `subscriber`) of `client`'s library from
+/// `tests/interop/` (`python/NAME.py` or `node/NAME.js`), killed when dropped.
+pub fn script_command(client: Client, name: &str) -> tokio::process::Command {
+    let (program, script) = match client {
+        Client::Python => {
+            (require(interop_dir().join("venv/bin/python")), format!("tests/interop/python/{name}.py"))
+        }
+        Client::Node => ("node".into(), format!("tests/interop/node/{name}.js")),
+    };
+    let mut command = tokio::process::Command::new(program);
+    command.arg(repo_root().join(script)).kill_on_drop(true);
+    if client == Client::Node {
+        command.env("NODE_PATH", require(interop_dir().join("node/node_modules")));
+    }
+    command
 }
 
 fn parse_report<T: serde::de::DeserializeOwned>(output: &Output, args: &[String]) -> T {

@@ -7,6 +7,7 @@ pub mod chaos_traffic;
 pub mod dashboards;
 pub mod echo;
 pub mod interop;
+pub mod judge;
 pub mod prometheus;
 pub mod raw_h2;
 pub mod scrape;
@@ -273,6 +274,20 @@ pub async fn spawn_serve_process_with_stderr(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> ServeProcess {
+    spawn_serve_process_keeping_stdout(args, env, stderr).await.0
+}
+
+/// The rest of a `serve` process's stdout, after the addresses it announced.
+pub type ServeStdout = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// As [`spawn_serve_process_with_stderr`], keeping the rest of stdout for the caller (what
+/// `serve` prints at its end, such as its verdicts). Read it to its end: once it is dropped,
+/// whatever `serve` still prints fails.
+pub async fn spawn_serve_process_keeping_stdout(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (ServeProcess, ServeStdout) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
         .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
@@ -294,7 +309,7 @@ pub async fn spawn_serve_process_with_stderr(
     };
     let addr = announced("gRPC").await;
     let metrics = announced("metrics").await;
-    ServeProcess { child, addr, metrics }
+    (ServeProcess { child, addr, metrics }, lines)
 }
 
 /// A `streamstorm simulate` process and where it serves its metrics.
