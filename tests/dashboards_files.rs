@@ -216,19 +216,19 @@ fn the_server_dashboard_covers_every_server_metric_and_queries_nothing_else() {
         names::RUNTIME_TASKS_ALIVE,
         names::PROCESS_OPEN_FDS,
         names::PROCESS_RESIDENT_MEMORY,
-        // The client judge's (issue 14's contract); `streamstorm_peer_client_attempts_total`,
-        // labelled by client, is left out like the per-stream series.
-        "streamstorm_peer_attempts_total",
-        "streamstorm_peer_connections_total",
-        "streamstorm_peer_clients_tracked",
-        "streamstorm_peer_clients_dropped_total",
-        "streamstorm_peer_hot_loops_total",
-        "streamstorm_peer_reconnect_delay_seconds",
-        "streamstorm_peer_retry_gap_seconds",
-        "streamstorm_peer_recovery_seconds",
-        "streamstorm_peer_dead_peer_detection_seconds",
-        "streamstorm_peer_resumes_total",
-        "streamstorm_peer_retry_info_total",
+        // The client judge's; `PEER_CLIENT_ATTEMPTS`, labelled by client, is left out like the
+        // per-stream series.
+        names::PEER_ATTEMPTS,
+        names::PEER_CONNECTIONS,
+        names::PEER_CLIENTS_TRACKED,
+        names::PEER_CLIENTS_DROPPED,
+        names::PEER_HOT_LOOPS,
+        names::PEER_RECONNECT_DELAY,
+        names::PEER_RETRY_GAP,
+        names::PEER_RECOVERY,
+        names::PEER_DEAD_PEER_DETECTION,
+        names::PEER_RESUMES,
+        names::PEER_RETRY_INFO,
     ]
     .into_iter()
     .map(str::to_owned)
