@@ -13,19 +13,9 @@
 
 const fs = require('fs');
 const path = require('path');
-const { createRequire } = require('module');
 const { parseArgs } = require('util');
 
-const interopDir = process.env.STREAMSTORM_INTEROP_DIR || path.resolve(__dirname, '../../../.interop');
-const requireInstalled = createRequire(path.join(interopDir, 'node', 'package.json'));
-let grpc;
-let protoLoader;
-try {
-  grpc = requireInstalled('@grpc/grpc-js');
-  protoLoader = requireInstalled('@grpc/proto-loader');
-} catch (err) {
-  fail(`cannot load @grpc packages from ${interopDir}/node (run scripts/setup-interop.sh): ${err.message}`);
-}
+const { grpc, protoLoader } = require('./installed').loadGrpc(fail);
 
 const USAGE = `usage: subscriber.js --target HOST:PORT --method package.Service/Method --duration-s N --client-id ID
          [--proto-root DIR] [--request JSON]
