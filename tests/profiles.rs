@@ -83,7 +83,7 @@ fn a_directory_of_profiles_validates_as_profiles() {
     let output = validate(&[&common::repo_root().join("profiles")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}{stdout}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.ends_with(", 5 profiles\n"), "{stdout}");
+    assert!(stdout.ends_with(", 6 profiles\n"), "{stdout}");
 }
 
 /// Writes a profile into `dir`, its `PROTOS` pointing at the example protos.

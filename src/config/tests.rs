@@ -197,7 +197,7 @@ fn unknown_keys_are_rejected_at_every_level() {
     assert_eq!(
         problems(text),
         [
-            "p.yaml:1:1: servr: unknown field 'servr', did you mean 'server'? (expected one of: server, chaos, metrics, load)",
+            "p.yaml:1:1: servr: unknown field 'servr', did you mean 'server'? (expected one of: server, chaos, metrics, load, clients, expect)",
             "p.yaml:2:11: server.listn: unknown field 'listn', did you mean 'listen'? (expected one of: listen, protos, import_paths, stubs, limits, shutdown_grace, tls)",
             "p.yaml:2:31: server.limits.max_streams: unknown field 'max_streams', did you mean 'max_stream_messages'? (expected one of: stream_timeout, max_stream_messages, max_concurrent_streams, max_message_size, max_connections, handshake_timeout, frame_timeout)",
             "p.yaml:5:14: chaos.rules[0].abort: missing field 'rate' (e.g. rate: 5%)",

@@ -158,13 +158,17 @@ impl PrometheusServer {
     }
 }
 
-/// The configuration: every target in its job, scraped every second.
+/// The configuration: one job per job name with all of its targets, scraped every second.
 fn scrape_config(targets: &[ScrapeTarget]) -> String {
-    let mut config = String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+    let mut jobs: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for target in targets {
+        jobs.entry(&target.job).or_default().push(format!("'{}'", target.metrics));
+    }
+    let mut config = String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+    for (job, addresses) in jobs {
         config.push_str(&format!(
-            "  - job_name: {}\n    static_configs:\n      - targets: ['{}']\n",
-            target.job, target.metrics
+            "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+            addresses.join(", ")
         ));
     }
     config
