@@ -46,19 +46,27 @@ pub fn fit(gaps: &[Gap]) -> Option<FittedBackoff> {
     };
     let initial = median(at(1))?;
     let longest = gaps.iter().map(|gap| gap.seconds).fold(0.0, f64::max);
-    // A plateau: at least two gaps near the longest, after the first retry.
-    let near_longest = gaps.iter().filter(|gap| gap.retry > 1 && gap.seconds >= longest * 0.85).count();
-    let cap = (near_longest >= 2 && longest > initial * 1.5).then_some(longest);
-    // Growth from each retry's median to the next, up to the first that nears the cap (a
-    // jittered step into the cap, or along it, is no growth).
+    // A plateau: at least two gaps near the longest, after the first retry; the cap is their
+    // median, so one generous jitter does not set it.
+    let plateau: Vec<f64> = gaps
+        .iter()
+        .filter(|gap| gap.retry > 1 && gap.seconds >= longest * 0.85)
+        .map(|gap| gap.seconds)
+        .collect();
+    let cap = (plateau.len() >= 2 && longest > initial * 1.5).then(|| median(plateau)).flatten();
+    // Growth: the geometric mean from the first retry to the deepest whose median stays well
+    // under the cap (a jittered step into the cap, or along it, is no growth). Spanning several
+    // retries keeps one retry's jitter from setting the rate.
     let deepest = gaps.iter().map(|gap| gap.retry).max().unwrap_or(1);
     let growing: Vec<f64> = (1..=deepest)
         .map_while(|retry| median(at(retry)))
-        .take_while(|seconds| cap.is_none_or(|cap| *seconds < cap * 0.75))
+        .take_while(|seconds| cap.is_none_or(|cap| *seconds < cap * 0.5))
         .collect();
-    let ratios: Vec<f64> =
-        growing.windows(2).filter(|pair| pair[0] > 0.0).map(|pair| pair[1] / pair[0]).collect();
-    let multiplier = median(ratios).unwrap_or(1.0).max(1.0);
+    let multiplier = match growing.as_slice() {
+        [first, .., last] if *first > 0.0 => (last / first).powf(1.0 / (growing.len() - 1) as f64),
+        _ => 1.0,
+    }
+    .max(1.0);
     let fitted = BackoffPolicy {
         initial: Duration::from_secs_f64(initial),
         multiplier,
@@ -149,6 +157,23 @@ mod tests {
         assert!((1500.0..=1950.0).contains(&cap), "{fitted:?}");
         assert_eq!(compliance(&POLICY, &gaps), Some(1.0));
     }
+
+    #[test]
+    fn one_jittered_streak_into_the_cap_still_shows_the_growth() {
+        // 100 ms ×2 ±20% up to 1 s, one streak: the steps near the cap are no growth.
+        let seconds = [0.117, 0.164, 0.48, 0.88, 1.15, 0.85, 0.99, 1.02];
+        let gaps: Vec<Gap> = seconds
+            .iter()
+            .enumerate()
+            .map(|(at, seconds)| Gap { retry: at as u32 + 1, seconds: *seconds })
+            .collect();
+        let fitted = fit(&gaps).unwrap();
+        assert!((1.6..=2.4).contains(&fitted.multiplier), "{fitted:?}");
+        assert!((900.0..=1100.0).contains(&fitted.max_ms.unwrap()), "{fitted:?}");
+        assert_eq!(compliance(&POLICY_TO_ONE_SECOND, &gaps), Some(1.0));
+    }
+
+    const POLICY_TO_ONE_SECOND: BackoffPolicy = BackoffPolicy { max: Duration::from_secs(1), ..POLICY };
 
     #[test]
     fn a_fixed_fast_retry_fails_a_growing_policy() {
