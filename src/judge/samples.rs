@@ -68,7 +68,7 @@ impl Samples {
     pub fn summary(&self) -> Option<Summary> {
         let mut sorted = self.kept.clone();
         sorted.sort_by(f64::total_cmp);
-        let ms = |quantile| nearest_rank(&sorted, quantile).map_or(0.0, |seconds| round_ms(seconds));
+        let ms = |quantile| nearest_rank(&sorted, quantile).map_or(0.0, round_ms);
         (!sorted.is_empty()).then(|| Summary {
             count: self.seen,
             p50: ms(0.5),
