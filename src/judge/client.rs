@@ -206,9 +206,15 @@ impl ClientRecord {
     pub fn end(&mut self, ticket: &CallTicket, ending: Ending, end: CallOutcome, now: Instant) {
         self.last_seen = now;
         *self.endings.entry(ending.label_with_code()).or_default() += 1;
-        let failed = ending.is_failure() && end.messages_sent == 0;
+        // A failure continues the streak when the call delivered nothing; one after messages (a
+        // healthy stream cut) starts a new streak, as a client resets its backoff on success.
+        let next_retry = match (ending.is_failure(), end.messages_sent) {
+            (false, _) => 0,
+            (true, 0) => ticket.retry + 1,
+            (true, _) => 1,
+        };
         let record = self.methods.entry(ticket.method.clone()).or_default();
-        record.streaks += u64::from(failed && ticket.retry == 0);
+        record.streaks += u64::from(next_retry == 1);
         if record.pending_ends.len() >= MAX_PENDING_ENDS {
             record.pending_ends.pop_front();
         }
@@ -216,7 +222,7 @@ impl ClientRecord {
             at: now,
             ending,
             connection: ticket.connection,
-            next_retry: if failed { ticket.retry + 1 } else { 0 },
+            next_retry,
             retry_delay: end.retry_delay,
         });
         if let Some(position) = end.last_position {
@@ -331,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_attempts_in_a_row_number_their_retry_gaps_and_a_message_ends_the_streak() {
+    fn failed_attempts_in_a_row_number_their_retry_gaps_and_a_healthy_stream_starts_a_new_streak() {
         let mut clock = Clock(Instant::now());
         let mut record = ClientRecord::new(clock.0, None, None);
         let (ticket, first) = attempt(&mut record, 1, clock.0);
@@ -345,13 +351,18 @@ mod tests {
             let ending = if fails { UNAVAILABLE } else { Ending::Fault(FaultKind::ResetStream, None) };
             record.end(&ticket, ending, outcome(if fails { 0 } else { 7 }), clock.after(1));
         }
-        // The last call delivered messages before its reset: the next attempt is no retry.
-        let (_, after_reset) = attempt(&mut record, 2, clock.after(50));
-        assert_eq!(after_reset.retry, 0);
-        assert_eq!(after_reset.gap, None);
+        // The last call delivered messages before its reset: the next attempt is the first
+        // retry of a new streak.
+        let (ticket, after_reset) = attempt(&mut record, 2, clock.after(50));
+        assert_eq!(after_reset.retry, 1);
+        assert_eq!(after_reset.gap, Some(Duration::from_millis(50)));
+        // A natural end is no failure: the next attempt is no retry.
+        record.end(&ticket, Ending::Ok, outcome(2), clock.after(1));
+        let (_, after_ok) = attempt(&mut record, 2, clock.after(10));
+        assert_eq!((after_ok.retry, after_ok.gap), (0, None));
         let method = &record.methods[&method()];
-        assert_eq!(method.streaks, 1);
-        assert_eq!(method.gaps.iter().map(|gap| gap.retry).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(method.streaks, 2);
+        assert_eq!(method.gaps.iter().map(|gap| gap.retry).collect::<Vec<_>>(), [1, 2, 3, 1]);
         let reset = &method.reconnect_delays["reset_stream"];
         assert_eq!((reset.delays.seen(), reset.new_connection), (1, 1));
         assert_eq!(record.endings["abort UNAVAILABLE"], 3);
