@@ -30,7 +30,7 @@ pub struct StreamControl {
     cut: Mutex<Option<CutRequest>>,
     cut_waker: AtomicWaker,
     /// The first fault injected that ends the stream, with the status it carried.
-    ended_by: OnceLock<(FaultKind, Option<Code>)>,
+    ended_by: OnceLock<(FaultKind, Option<Code>, std::time::Instant)>,
 }
 
 /// A cut of a live stream, asked for from outside the driver.
@@ -60,13 +60,23 @@ impl StreamControl {
     /// Notes a fault injected on the stream; the first that can end it is kept.
     pub fn note_fault(&self, kind: FaultKind, code: Option<Code>) {
         if kind != FaultKind::Latency {
-            let _ = self.ended_by.set((kind, code));
+            let _ = self.ended_by.set((kind, code, std::time::Instant::now()));
         }
     }
 
     /// The fault that ended the stream, if one was injected.
     pub fn ended_by(&self) -> Option<(FaultKind, Option<Code>)> {
-        self.ended_by.get().copied()
+        self.ended_by.get().map(|(kind, code, _)| (*kind, *code))
+    }
+
+    /// When the stream ended for its client, if a fault ended it at once: the stream itself
+    /// may be dropped a moment later, once its connection's task lets go of it. A stall or a
+    /// blackhole ends nothing until the client gives up.
+    pub fn cut_at(&self) -> Option<std::time::Instant> {
+        self.ended_by
+            .get()
+            .filter(|(kind, _, _)| !matches!(kind, FaultKind::Stall | FaultKind::Blackhole))
+            .map(|(_, _, at)| *at)
     }
 
     /// Wakes `waker` when a reset is asked for.

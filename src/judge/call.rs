@@ -125,11 +125,11 @@ impl JudgedCall {
         self.outcome.retry_delay = status.get_details_retry_info().and_then(|info| info.retry_delay);
     }
 
-    /// The call ended.
-    pub fn end(mut self, ending: Ending, messages_sent: u64) {
+    /// The call ended (at `cut_at`, when a fault ended it before the stream was dropped).
+    pub fn end(mut self, ending: Ending, messages_sent: u64, cut_at: Option<std::time::Instant>) {
         self.outcome.messages_sent = messages_sent;
         let outcome = std::mem::take(&mut self.outcome);
-        self.judge.call_ended(&self.ticket, ending, outcome);
+        self.judge.call_ended(&self.ticket, ending, outcome, cut_at.unwrap_or_else(std::time::Instant::now));
     }
 }
 

@@ -57,7 +57,6 @@ pub struct JudgeSettings {
 
 struct ConnectionRecord {
     client: Option<Arc<str>>,
-    blackholed: bool,
 }
 
 /// A phase as it ran.
@@ -200,7 +199,7 @@ impl Judge {
 
     /// A connection was accepted.
     pub fn connection_opened(&self, connection: u64) {
-        self.lock().connections.insert(connection, ConnectionRecord { client: None, blackholed: false });
+        self.lock().connections.insert(connection, ConnectionRecord { client: None });
     }
 
     /// A connection closed, for whatever reason.
@@ -212,9 +211,9 @@ impl Judge {
     pub fn blackhole_began(&self, connection: u64) {
         let now = Instant::now();
         let mut state = self.lock();
-        let Some(record) = state.connections.get_mut(&connection) else { return };
-        record.blackholed = true;
-        let Some(client) = record.client.clone() else { return };
+        let Some(client) = state.connections.get(&connection).and_then(|record| record.client.clone()) else {
+            return;
+        };
         if let Some(record) = state.clients.get_mut(&client) {
             record.blackholed(connection, now);
             record.note(self.entry(now, "blackhole", None, format!("connection {connection}")));
@@ -281,12 +280,10 @@ impl Judge {
             info!(client = %client, limit = self.hot_loop, "Client retrying in a hot loop.");
         }
         let pairing = record.pair(&method, arrival.connection, now);
-        if let Some((histogram, (_, delay))) = pairing
-            .delay
-            .as_ref()
-            .and_then(|(label, delay)| Some((self.metrics.reconnect_delay(label)?, (label, delay))))
-        {
-            histogram.record(delay.as_secs_f64());
+        if let Some((label, delay)) = &pairing.delay {
+            if let Some(histogram) = self.metrics.reconnect_delay(label) {
+                histogram.record(delay.as_secs_f64());
+            }
         }
         if let Some(gap) = pairing.gap {
             self.metrics.retry_gap.record(gap.as_secs_f64());
@@ -315,8 +312,7 @@ impl Judge {
         }
     }
 
-    fn call_ended(&self, ticket: &CallTicket, ending: Ending, outcome: CallOutcome) {
-        let now = Instant::now();
+    fn call_ended(&self, ticket: &CallTicket, ending: Ending, outcome: CallOutcome, now: Instant) {
         let mut state = self.lock();
         let Some(record) = state.clients.peek_mut(&ticket.client) else { return };
         let detail = format!("{} after {} messages", ending.label_with_code(), outcome.messages_sent);
@@ -355,23 +351,22 @@ impl Judge {
     /// The phase in force changed: an outage that ends leaves every client that was around
     /// waiting to recover.
     pub fn phase_changed(&self, name: Option<&str>, outage: bool, since: Instant) {
-        let now = since;
         let mut state = self.lock();
         if state.phases.last().is_some_and(|phase| phase.began == since) {
             return;
         }
         let ending_outage = state.phases.last_mut().filter(|phase| phase.ended.is_none()).map(|phase| {
-            phase.ended = Some(now);
+            phase.ended = Some(since);
             (phase.outage, phase.began)
         });
         if let Some(name) = name {
-            state.phases.push(PhaseSpan { name: name.to_owned(), outage, began: now, ended: None });
+            state.phases.push(PhaseSpan { name: name.to_owned(), outage, began: since, ended: None });
         }
         let Some((true, began)) = ending_outage else { return };
-        let since = began.checked_sub(RECOVERY_LOOKBACK).unwrap_or(self.started);
+        let around_since = began.checked_sub(RECOVERY_LOOKBACK).unwrap_or(self.started);
         for (_, record) in state.clients.iter_mut() {
-            if record.last_seen >= since {
-                record.recoveries.push((now, None));
+            if record.last_seen >= around_since {
+                record.recoveries.push((since, None));
                 record.signals.recovery_pending.store(true, Ordering::Relaxed);
             }
         }

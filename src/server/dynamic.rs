@@ -110,7 +110,7 @@ impl DynamicShared {
             method: method_name(&method.path),
         });
         let mut stream = self.streams.open(method.clone(), &connection, control.clone());
-        stream.judge(call, control.clone());
+        stream.judge(call);
         let codec = DynamicCodec::for_server(method.input())
             .with_buffer_size(self.stream_buffer_bytes)
             .with_meter(stream.stream().clone());

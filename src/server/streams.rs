@@ -288,13 +288,7 @@ pub struct StreamGuard {
     connection: ConnectionContext,
     outcome: Option<Code>,
     /// The judge's view of the call, told how it ended when the stream does.
-    judged: Option<JudgedStream>,
-}
-
-/// A call the judge follows, and where the fault that ended it is noted.
-struct JudgedStream {
-    call: JudgedCall,
-    control: Arc<StreamControl>,
+    judged: Option<JudgedCall>,
 }
 
 impl StreamGuard {
@@ -302,20 +296,20 @@ impl StreamGuard {
         &self.stream
     }
 
-    /// Has the judge follow the call; `control` notes the fault that ends it.
-    pub fn judge(&mut self, call: JudgedCall, control: Arc<StreamControl>) {
-        self.judged = Some(JudgedStream { call, control });
+    /// Has the judge follow the call; the stream's control notes the fault that ends it.
+    pub fn judge(&mut self, call: JudgedCall) {
+        self.judged = Some(call);
     }
 
     /// Reads the resume position of the call's first request, when its method has one.
     pub fn request_probe(&self) -> Option<RequestProbe> {
-        self.judged.as_ref().and_then(|judged| judged.call.request_probe())
+        self.judged.as_ref().and_then(JudgedCall::request_probe)
     }
 
     /// A message is on its way to the client.
     pub fn delivering(&mut self, message: &OutboundMessage) {
         if let Some(judged) = &mut self.judged {
-            judged.call.delivering(message);
+            judged.delivering(message);
         }
     }
 
@@ -324,14 +318,14 @@ impl StreamGuard {
         if self.outcome.is_none() {
             self.outcome = Some(status.code());
             if let Some(judged) = &mut self.judged {
-                judged.call.status(status);
+                judged.status(status);
             }
         }
     }
 
     /// How the call ended: the fault injected, else its status, else a cancel.
-    fn ending(&self, control: &StreamControl) -> Ending {
-        match (control.ended_by(), self.outcome) {
+    fn ending(&self) -> Ending {
+        match (self.stream.control.ended_by(), self.outcome) {
             (Some((kind, code)), _) => Ending::Fault(kind, code),
             (None, Some(Code::Ok)) => Ending::Ok,
             (None, Some(code)) => Ending::Error(code),
@@ -364,8 +358,7 @@ impl Drop for StreamGuard {
         }
         self.connection.stats.streams_active.fetch_sub(1, Ordering::Relaxed);
         if let Some(judged) = self.judged.take() {
-            let ending = self.ending(&judged.control);
-            judged.call.end(ending, sent);
+            judged.end(self.ending(), sent, self.stream.control.cut_at());
         }
     }
 }
