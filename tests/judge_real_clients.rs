@@ -228,7 +228,8 @@ async fn resume_or_restart(client: Client) {
         let seen = judged.number(each, "/reconnect_delay_ms/tcp_reset/p50");
         let slept = judged.own(each).median_delay_ms();
         assert!(
-            seen >= slept - 10.0 && seen <= slept + 100.0,
+            // The client times its own sleep with timers that fire late under load.
+            seen >= slept - 30.0 && seen <= slept + 100.0,
             "{}: the judge saw a median reconnect delay of {seen} ms, the client slept {slept} ms",
             each.identity()
         );
