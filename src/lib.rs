@@ -9,9 +9,14 @@
 //!   reflection, health and the dynamic service, which hands each call to a responder and its
 //!   outbound stream to the driver.
 //!
+//! - [`proxy`]: `streamstorm proxy` — the same accept loop and registry in front of a real
+//!   server: a relay service that forwards every call to the upstream frame by frame, through
+//!   the same stream driver as the mock's calls, and turns upstream failures into statuses.
+//!
 //! Layers point one way: `config` compiles into `chaos` types; `chaos` decides and imports no
-//! server or driver; `driver` uses `chaos`; `server` uses `driver` and `chaos`; `telemetry`
-//! reads them all and is read by none of them.
+//! server or driver; `driver` uses `chaos`; `server` uses `driver` and `chaos`; `proxy` uses
+//! `server` (its accept loop, registries and response body) and `driver`; `telemetry` reads
+//! them all and is read by none of them.
 //! - [`stub`]: GripMock-format stubs — compiled against the protos, matched, ranked, indexed,
 //!   answering calls, reloaded when their files change.
 //! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
@@ -24,7 +29,9 @@
 //! - [`chaos`]: decides — the fault plan (rules, phases, the base layer of stream limits), the
 //!   faults drawn for each stream, sampling, and the tally of what was injected.
 //! - [`driver`]: applies — one stream driver carries out a stream's drawn faults on any
-//!   outbound stream (delays on an absolute schedule, cuts after delivery, caps, timeouts).
+//!   outbound stream, the mock responder's or the proxy's relay (delays on an absolute
+//!   schedule, cuts after delivery, caps, timeouts, upstream cuts), and holds inbound messages
+//!   for request latency.
 //! - [`judge`]: how each client under test copes — reconnect delays, backoff, hot loops,
 //!   `RetryInfo`, recovery, resume positions, dead-peer detection — and verdicts against the
 //!   profile's `expect` section.

@@ -8,23 +8,25 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::StreamExt;
+use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Uri};
 use http_body::Frame;
 use http_body_util::StreamBody;
+use tokio::sync::oneshot;
 use tonic::Status;
 use tonic::body::Body;
 
 use super::body::{
-    RequestBody, RequestFailure, ResponseBody, ResponseMessages, TrailerSlot, client_body_status, is_reset,
-    status_of,
+    RequestBody, RequestFailure, ResponseBody, ResponseMessages, TrailerSlot, client_body_status,
 };
 use super::errors::UpstreamError;
 use super::frames::{FrameError, GrpcFrames, PREFIX_LEN};
 use super::methods::RelayedMethods;
-use super::upstream::UpstreamPool;
+use super::upstream::{CutRequested, DedicatedConnection, UpstreamPool};
 use crate::chaos::{ChaosEngine, FaultKind, FaultTally, StreamFaults};
 use crate::driver::{DriverTargets, InboundDelays, StreamControl, UpstreamControl, drive};
 use crate::judge::{CallArrival, Judge, method_name};
@@ -86,6 +88,7 @@ impl tower::Service<http::Request<Body>> for RelayService {
 
 impl Relay {
     async fn relay(self: Arc<Self>, request: http::Request<Body>) -> http::Response<Body> {
+        // (The upstream's side runs in the driven stream; see `exchange`.)
         let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
@@ -114,72 +117,103 @@ impl Relay {
         let upstream_body = self.request_body(body, &mut faults, &stream, failure.clone());
         let mut upstream_request = http::Request::from_parts(parts, upstream_body);
         *upstream_request.uri_mut() = self.upstream_uri(upstream_request.uri());
-        let dedicated = faults.upstream.is_some();
-        let connection_to_upstream =
-            if dedicated { self.upstream.dedicated().await } else { self.upstream.shared().await };
-        let mut upstream = match connection_to_upstream {
-            Ok(upstream) => upstream,
-            Err(error) => return failed(error.status, &mut stream),
-        };
-        let response = match upstream.sender.send_request(upstream_request).await {
-            Ok(response) => response,
-            Err(error) => {
-                let status = failure.get().cloned().unwrap_or_else(|| {
-                    UpstreamError::of_call(self.upstream.target(), &error, &upstream.sniffed).status
-                });
-                return failed(status, &mut stream);
+        // A call drawn for an upstream fault gets a connection of its own, for the cut to break.
+        let (cut, cut_requested) = match faults.upstream.is_some() {
+            true => {
+                let (cut, requested) = DedicatedConnection::new(self.upstream.target().clone());
+                (Some(cut as Arc<dyn UpstreamControl>), Some(requested))
             }
+            false => (None, None),
         };
-        let (mut parts, incoming) = response.into_parts();
-        if parts.status != http::StatusCode::OK {
-            // Not a gRPC response: relayed as it is, for the client to map as gRPC says.
-            stream.finish(&Status::unknown(format!("upstream answered HTTP {}", parts.status)));
-            return http::Response::from_parts(parts, Body::new(incoming));
-        }
         let trailers = TrailerSlot::default();
-        if parts.headers.contains_key("grpc-status") {
-            if faults.is_quiet() {
-                // Trailers-only, relayed as it came.
-                stream.finish(&status_of(&parts.headers));
-                return http::Response::from_parts(parts, Body::new(incoming));
-            }
-            // The status moves to the trailers, so the driver's faults come before it.
-            *trailers.lock().unwrap_or_else(|p| p.into_inner()) = Some(take_status(&mut parts.headers));
-        }
-        let target = self.upstream.target().clone();
-        let sniffed = upstream.sniffed.clone();
-        let max_message = self.max_message_bytes;
-        let messages = ResponseMessages {
-            frames: GrpcFrames::new(incoming, max_message),
+        let (headers, headers_sent) = oneshot::channel();
+        let exchange = UpstreamExchange {
+            request: upstream_request,
+            cut_requested,
+            failure,
             trailers: trailers.clone(),
-            on_error: Box::new(move |error| {
-                if let Some(status) = failure.get() {
-                    return status.clone();
-                }
-                match error {
-                    FrameError::Body(error) => UpstreamError::of_call(&target, &error, &sniffed).status,
-                    FrameError::TooLarge { length, max } => Status::resource_exhausted(format!(
-                        "response message of {length} bytes is larger than the proxy's limit of {max}"
-                    )),
-                    FrameError::Truncated => {
-                        Status::internal("the upstream's stream ended part-way through a message")
-                    }
-                }
-            }),
         };
         let targets = DriverTargets {
             stream_id,
             control: control.clone(),
             connection: self.connections.control(&connection),
-            upstream: upstream.cut.map(|cut| cut as Arc<dyn UpstreamControl>),
+            upstream: cut,
             tally: self.tally.clone(),
         };
-        let driven = drive(messages.boxed(), faults, targets);
+        // The driver starts with the call, so its timers and live cuts reach a call still
+        // waiting for the upstream to answer.
+        let mut driven = drive(self.clone().exchange(exchange, headers).boxed(), faults, targets);
+        let (parts, first) = match respond_when_ready(headers_sent, &mut driven).await {
+            Ok((parts, first)) => (parts, first),
+            Err(first) => (synthetic_headers(), first),
+        };
+        let driven = match first {
+            None => driven,
+            Some(first) => futures::stream::once(std::future::ready(first)).chain(driven).boxed(),
+        };
         let body = ResponseBody::new(driven, trailers, stream);
         http::Response::from_parts(
             parts,
             Body::new(DrivenBody::new(body, control, connection.delivery.clone())),
         )
+    }
+
+    /// The upstream's side of a call: connects, sends the request, hands the response's
+    /// headers over through `headers`, then yields its messages; the upstream's failures end
+    /// it with the status the client gets.
+    fn exchange(
+        self: Arc<Self>,
+        exchange: UpstreamExchange,
+        headers: oneshot::Sender<http::response::Parts>,
+    ) -> impl Stream<Item = Result<Bytes, Status>> + Send + 'static {
+        let UpstreamExchange { request, cut_requested, failure, trailers } = exchange;
+        async_stream::stream! {
+            let target = self.upstream.target().clone();
+            let mut upstream = match self.upstream.connect(cut_requested).await {
+                Ok(upstream) => upstream,
+                Err(error) => {
+                    yield Err(error.status);
+                    return;
+                }
+            };
+            let response = match upstream.sender.send_request(request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    let status = failure.get().cloned();
+                    yield Err(status.unwrap_or_else(|| UpstreamError::of_call(&target, &error, &upstream.sniffed).status));
+                    return;
+                }
+            };
+            let (mut parts, incoming) = response.into_parts();
+            if parts.status != http::StatusCode::OK {
+                yield Err(http_status(parts.status));
+                return;
+            }
+            if parts.headers.contains_key("grpc-status") {
+                // Trailers-only: the status moves to the trailers, after whatever the driver does.
+                *trailers.lock().unwrap_or_else(|p| p.into_inner()) = Some(take_status(&mut parts.headers));
+            }
+            let _ = headers.send(parts);
+            let sniffed = upstream.sniffed.clone();
+            let max_message = self.max_message_bytes;
+            let mut messages = ResponseMessages {
+                frames: GrpcFrames::new(incoming, max_message),
+                trailers,
+                on_error: Box::new(move |error| match (failure.get(), error) {
+                    (Some(status), _) => status.clone(),
+                    (None, FrameError::Body(error)) => UpstreamError::of_call(&target, &error, &sniffed).status,
+                    (None, FrameError::TooLarge { length, max }) => Status::resource_exhausted(format!(
+                        "response message of {length} bytes is larger than the proxy's limit of {max}"
+                    )),
+                    (None, FrameError::Truncated) => {
+                        Status::internal("the upstream's stream ended part-way through a message")
+                    }
+                }),
+            };
+            while let Some(message) = messages.next().await {
+                yield message;
+            }
+        }
     }
 
     /// The client's messages on their way to the upstream: counted, the first one shown to the
@@ -252,17 +286,59 @@ impl Relay {
     }
 }
 
-/// The response for a call that failed before the upstream answered: the status, or a reset
-/// of the stream when the upstream reset it.
-fn failed(status: Status, stream: &mut StreamGuard) -> http::Response<Body> {
-    stream.finish(&status);
-    if !is_reset(&status) {
-        return status.into_http();
+/// What the upstream's side of a call needs.
+struct UpstreamExchange {
+    request: http::Request<RequestBody>,
+    /// For a call with a connection of its own: where its cut is asked for.
+    cut_requested: Option<CutRequested>,
+    failure: RequestFailure,
+    trailers: TrailerSlot,
+}
+
+/// The response headers to send the client, once known: the upstream's, with whatever the
+/// driven stream yielded meanwhile; or, when the driven stream yields or ends before the
+/// upstream answers (a fault, a live cut, an upstream failure), that first item alone.
+async fn respond_when_ready(
+    mut headers: oneshot::Receiver<http::response::Parts>,
+    driven: &mut BoxStream<'static, Result<Bytes, Status>>,
+) -> Result<(http::response::Parts, Option<Result<Bytes, Status>>), Option<Result<Bytes, Status>>> {
+    tokio::select! {
+        biased;
+        parts = &mut headers => match parts {
+            Ok(parts) => Ok((parts, None)),
+            Err(_) => Err(driven.next().await),
+        },
+        first = driven.next() => match headers.try_recv() {
+            // The upstream answered, and its first message came with the same poll.
+            Ok(parts) => Ok((parts, first)),
+            Err(_) => Err(first),
+        },
     }
-    let reset = futures::stream::once(async move { Err::<Frame<bytes::Bytes>, Status>(status) });
-    let mut response = http::Response::new(Body::new(StreamBody::new(reset)));
+}
+
+/// The headers of a response the upstream has not answered: a gRPC response whose trailers
+/// will carry the status.
+fn synthetic_headers() -> http::response::Parts {
+    let mut response = http::Response::new(());
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    response
+    response.into_parts().0
+}
+
+/// The status gRPC clients report for a response with a non-200 HTTP status (gRPC's HTTP to
+/// gRPC status code mapping).
+fn http_status(status: http::StatusCode) -> Status {
+    use http::StatusCode as Http;
+    let code = match status {
+        Http::BAD_REQUEST => tonic::Code::Internal,
+        Http::UNAUTHORIZED => tonic::Code::Unauthenticated,
+        Http::FORBIDDEN => tonic::Code::PermissionDenied,
+        Http::NOT_FOUND => tonic::Code::Unimplemented,
+        Http::TOO_MANY_REQUESTS | Http::BAD_GATEWAY | Http::SERVICE_UNAVAILABLE | Http::GATEWAY_TIMEOUT => {
+            tonic::Code::Unavailable
+        }
+        _ => tonic::Code::Unknown,
+    };
+    Status::new(code, format!("the upstream answered with HTTP status {status}"))
 }
 
 /// Moves the status headers of a trailers-only response out of `headers`, as trailers.

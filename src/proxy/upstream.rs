@@ -38,9 +38,10 @@ pub struct UpstreamConnection {
     pub sender: Sender,
     /// What the upstream sent first on the connection.
     pub sniffed: Arc<Sniffed>,
-    /// Breaks the connection, when the call has it to itself.
-    pub cut: Option<Arc<DedicatedConnection>>,
 }
+
+/// Where a dedicated connection learns that its call's fault cuts it.
+pub type CutRequested = oneshot::Receiver<UpstreamCut>;
 
 /// The upstream's connections.
 pub struct UpstreamPool {
@@ -84,32 +85,29 @@ impl UpstreamPool {
         self.tls.is_some()
     }
 
-    /// One of the shared connections, dialled if it is not open.
-    pub async fn shared(&self) -> Result<UpstreamConnection, UpstreamError> {
+    /// A connection for one call: one of the shared connections (dialled if it is not open),
+    /// or, for a call that may have it cut (`cut_requested`), one of its own.
+    pub async fn connect(
+        &self,
+        cut_requested: Option<CutRequested>,
+    ) -> Result<UpstreamConnection, UpstreamError> {
+        if let Some(cut_requested) = cut_requested {
+            let (sender, sniffed) = self.dial(Some(cut_requested)).await?;
+            return Ok(UpstreamConnection { sender, sniffed });
+        }
         let slot = &self.shared[self.next.fetch_add(1, Ordering::Relaxed) % self.shared.len()];
         let mut slot = slot.lock().await;
         if let Some((sender, sniffed)) = slot.as_ref().filter(|(sender, _)| !sender.is_closed()) {
-            return Ok(UpstreamConnection { sender: sender.clone(), sniffed: sniffed.clone(), cut: None });
+            return Ok(UpstreamConnection { sender: sender.clone(), sniffed: sniffed.clone() });
         }
         let (sender, sniffed) = self.dial(None).await?;
         *slot = Some((sender.clone(), sniffed.clone()));
-        Ok(UpstreamConnection { sender, sniffed, cut: None })
-    }
-
-    /// A connection of the call's own, which its `cut` breaks.
-    pub async fn dedicated(&self) -> Result<UpstreamConnection, UpstreamError> {
-        let (cut, cut_requested) = oneshot::channel();
-        let (sender, sniffed) = self.dial(Some(cut_requested)).await?;
-        let cut = DedicatedConnection { cut: std::sync::Mutex::new(Some(cut)), target: self.target.clone() };
-        Ok(UpstreamConnection { sender, sniffed, cut: Some(Arc::new(cut)) })
+        Ok(UpstreamConnection { sender, sniffed })
     }
 
     /// Dials the upstream: TCP, TLS when configured, then the HTTP/2 handshake. The
     /// connection's task ends when the connection does, or when `cut` asks for it.
-    async fn dial(
-        &self,
-        cut: Option<oneshot::Receiver<UpstreamCut>>,
-    ) -> Result<(Sender, Arc<Sniffed>), UpstreamError> {
+    async fn dial(&self, cut: Option<CutRequested>) -> Result<(Sender, Arc<Sniffed>), UpstreamError> {
         let target = &self.target;
         let error = |reason, detail: String| UpstreamError::new(target, reason, detail);
         let address = (target.host.as_str(), target.port);
@@ -177,10 +175,19 @@ fn arm_reset(socket: RawFd) {
     }
 }
 
-/// A connection one call has to itself; an `upstream` fault breaks it.
+/// The cut of a connection one call has to itself; an `upstream` fault breaks it. Made before
+/// the connection is dialled, so a cut asked for meanwhile breaks it as soon as it opens.
 pub struct DedicatedConnection {
     cut: std::sync::Mutex<Option<oneshot::Sender<UpstreamCut>>>,
     target: UpstreamTarget,
+}
+
+impl DedicatedConnection {
+    /// The cut, and where the connection, once dialled, hears of it.
+    pub fn new(target: UpstreamTarget) -> (Arc<Self>, CutRequested) {
+        let (cut, requested) = oneshot::channel();
+        (Arc::new(Self { cut: std::sync::Mutex::new(Some(cut)), target }), requested)
+    }
 }
 
 impl UpstreamControl for DedicatedConnection {
