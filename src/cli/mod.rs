@@ -4,6 +4,8 @@
 //! cannot be written), 130 a second interrupt.
 
 mod client_tls;
+mod report;
+mod scale;
 mod serve;
 mod simulate;
 
@@ -17,6 +19,8 @@ use crate::diagnostic::Problems;
 use crate::validate;
 
 pub use client_tls::{ClientTlsFlags, client_tls};
+pub use report::{MergeArgs, ReportArgs, ReportCommand};
+pub use scale::ScaleFlags;
 pub use serve::{AssembleError, AssembledServer, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
 pub use simulate::{SimulateArgs, SimulateError, run_simulation};
 
@@ -47,6 +51,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Check protos, stubs, scripts and profiles; report every error with file:line:col; start nothing.
     Validate(ValidateArgs),
+    /// Work with reports: `report merge` joins the shard reports of a sharded run.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Validate(args) => Ok(validate_files(&args)),
+        Command::Report(args) => report::run(args),
     }
 }
 
