@@ -91,7 +91,8 @@ fn merge_reports(args: &MergeArgs) -> anyhow::Result<ExitCode> {
         Ok(report) => report,
         Err(error) => return refuse(error),
     };
-    let title = format!("streamstorm report merge of {} shards: latency, throughput and errors", shards.len());
+    let title =
+        format!("streamstorm report merge of {} shards: latency, throughput and errors", shards.len());
     print_and_write(&report, args.report.as_deref(), args.plot.as_deref(), &title)
 }
 
@@ -111,12 +112,16 @@ pub(super) fn print_and_write(
     println!("{}", print::summary(report));
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(report).context("cannot encode the report")?;
-        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
         println!("report written to {}", path.display());
     }
     if let Some(path) = svg {
-        std::fs::write(path, plot::latency_svg(&report.timeline, &report.phases, report.load_duration_s, title))
-            .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+        std::fs::write(
+            path,
+            plot::latency_svg(&report.timeline, &report.phases, report.load_duration_s, title),
+        )
+        .with_context(|| format!("cannot write the plot to {}", path.display()))?;
         println!("plot written to {}", path.display());
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })

@@ -43,7 +43,9 @@ impl ScaleFlags {
         }
         let Some(count) = self.shards else { return Ok(None) };
         let index = index_from_env.ok_or_else(|| {
-            flag_problem(format!("--shards {count} takes the shard's index from {JOB_COMPLETION_INDEX}, which is not set"))
+            flag_problem(format!(
+                "--shards {count} takes the shard's index from {JOB_COMPLETION_INDEX}, which is not set"
+            ))
         })?;
         let index: u32 = index
             .trim()

@@ -186,11 +186,11 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let shard = args.scale.shard(std::env::var(JOB_COMPLETION_INDEX).ok())?;
     let sharded = shard_plan(&compile_load(&profile)?, shard.unwrap_or(ShardSpec::WHOLE));
     let plan = sharded.plan;
-    let seed = args.seed.unwrap_or(profile.chaos.seed);
-    // Each shard draws from its own seed; the report keeps the run's.
-    let draws_seed = shard.unwrap_or(ShardSpec::WHOLE).seed(seed);
     let identity = ProfileIdentity::of_file(&args.profile)
         .with_context(|| format!("cannot read {}", args.profile.display()))?;
+    let seed = run_seed(args.seed, &profile, shard.is_some(), &identity);
+    // Each shard draws from its own seed; the report keeps the run's.
+    let draws_seed = shard.unwrap_or(ShardSpec::WHOLE).seed(seed);
     let target = args.target.clone().or(match &plan.target {
         LoadTarget::Embedded => None,
         LoadTarget::Address(address) => Some(address.clone()),
@@ -237,7 +237,8 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     };
     info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
     let entries = parse_targets(&address).unwrap_or_else(|_| vec![TargetEntry::Address(address.clone())]);
-    let pool_settings = PoolSettings { connections: plan.connections, connect_timeout: plan.connect_timeout, tls };
+    let pool_settings =
+        PoolSettings { connections: plan.connections, connect_timeout: plan.connect_timeout, tls };
     let (pool, resolver) = connect_targets(entries, pool_settings, shutdown.clone()).await?;
     let duration = args.duration.or(plan.duration).unwrap_or(if plan.calls.is_some() {
         Duration::from_secs(86_400)
@@ -292,7 +293,8 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     }
     let stats = collector.snapshot();
     let peers = judge.map(|judge| judge.report(interrupted.is_cancelled(), false));
-    let identities: Vec<ScenarioIdentity> = scenarios.iter().map(|scenario| ScenarioIdentity::of(scenario)).collect();
+    let identities: Vec<ScenarioIdentity> =
+        scenarios.iter().map(|scenario| ScenarioIdentity::of(scenario)).collect();
     Ok(Report::build(ReportInputs {
         scenarios: &identities,
         stats: &stats,
@@ -311,6 +313,16 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         merged_from: None,
         targets,
     }))
+}
+
+/// `--seed`, else `chaos.seed`; a sharded run whose profile sets none agrees on one taken
+/// from the profile's digest, since the shards cannot share a seed drawn in each process.
+fn run_seed(flag: Option<u64>, profile: &Profile, sharded: bool, identity: &ProfileIdentity) -> u64 {
+    match flag {
+        Some(seed) => seed,
+        None if sharded && !profile.seed_written => u64::from_str_radix(&identity.digest, 16).unwrap_or(0),
+        None => profile.chaos.seed,
+    }
 }
 
 /// The first address of a target list, for reflection (every replica serves the same).

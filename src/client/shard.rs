@@ -1,6 +1,6 @@
 //! Shards: shard I of N runs a deterministic share of every scenario — its slots, its ramp's
-//! starting streams, and the run's call budget — so that N processes together run the whole
-//! profile. Shares are cut like k6's execution segments: shard I owns the interval
+//! starting streams, and the run's call budget (in proportion to the slots it got) — so that
+//! N processes together run the whole profile. Shares are cut like k6's execution segments: shard I owns the interval
 //! `[I/N, (I+1)/N)` of every count, and its share of a count `n` is
 //! `⌊n·(I+1)/N⌋ − ⌊n·I/N⌋`, so the shares of every count add up to exactly `n` whatever N is.
 //! Per-stream rates need no share: each slot keeps its rate, and the slots are shared.
@@ -35,8 +35,10 @@ impl ShardSpec {
             .trim()
             .split_once('/')
             .ok_or_else(|| format!("not a shard: {text:?} (write I/N, e.g. 0/4)"))?;
-        let index: u32 = index.trim().parse().map_err(|_| format!("not a shard index: {index:?} in {text:?}"))?;
-        let count: u32 = count.trim().parse().map_err(|_| format!("not a shard count: {count:?} in {text:?}"))?;
+        let index: u32 =
+            index.trim().parse().map_err(|_| format!("not a shard index: {index:?} in {text:?}"))?;
+        let count: u32 =
+            count.trim().parse().map_err(|_| format!("not a shard count: {count:?} in {text:?}"))?;
         Self::new(index, count)
     }
 
@@ -108,7 +110,20 @@ pub fn shard_plan(plan: &LoadPlan, shard: ShardSpec) -> ShardPlan {
             ramp.from = shard.share_of_fraction(ramp.from);
         }
     }
-    sharded.calls = plan.calls.map(|calls| shard.share_of(calls));
+    // The call budget follows the slots, so a shard without slots gets no calls it could not
+    // spend: shard I gets the calls of its interval of the run's slots.
+    let slots_before = |at: u32| -> u64 {
+        plan.scenarios.iter().map(|scenario| cut(u64::from(scenario.streams), at, shard.count)).sum()
+    };
+    let all_slots = slots_before(shard.count);
+    sharded.calls = plan.calls.map(|calls| {
+        if all_slots == 0 {
+            return shard.share_of(calls);
+        }
+        let upto = |slots: u64| u64::try_from(u128::from(calls) * u128::from(slots) / u128::from(all_slots));
+        let (from, to) = (upto(slots_before(shard.index)), upto(slots_before(shard.index + 1)));
+        to.unwrap_or(calls) - from.unwrap_or(calls)
+    });
     ShardPlan { plan: sharded, first_stream_ids }
 }
 
@@ -120,7 +135,8 @@ mod tests {
     fn shares_add_up_to_the_whole_for_every_count() {
         for count in 1..=7u32 {
             for total in [0u64, 1, 2, 3, 5, 7, 10, 11, 13, 97, 100, 1001, 65_537, u64::from(u32::MAX)] {
-                let shards: Vec<ShardSpec> = (0..count).map(|index| ShardSpec::new(index, count).unwrap()).collect();
+                let shards: Vec<ShardSpec> =
+                    (0..count).map(|index| ShardSpec::new(index, count).unwrap()).collect();
                 let sum: u64 = shards.iter().map(|shard| shard.share_of(total)).sum();
                 assert_eq!(sum, total, "{count} shards of {total}");
                 for pair in shards.windows(2) {

@@ -98,7 +98,8 @@ impl ConnectionPool {
         for (address, count) in addresses.iter().zip(per_address) {
             let counts = self.counts_for(address);
             let made = channels(address, count, settings.connect_timeout, settings.tls.as_ref())?;
-            let connection = |channel| Connection { address: address.clone(), channel, counts: counts.clone() };
+            let connection =
+                |channel| Connection { address: address.clone(), channel, counts: counts.clone() };
             by_address.push(made.into_iter().map(connection).collect());
         }
         // Consecutive slots land on different addresses.
@@ -131,8 +132,10 @@ pub async fn resolve(entries: &[TargetEntry]) -> std::io::Result<Vec<String>> {
         let found = match entry {
             TargetEntry::Address(address) => vec![address.clone()],
             TargetEntry::Dns(name) => {
-                let mut resolved: Vec<String> =
-                    tokio::net::lookup_host(name.as_str()).await?.map(|address| address.to_string()).collect();
+                let mut resolved: Vec<String> = tokio::net::lookup_host(name.as_str())
+                    .await?
+                    .map(|address| address.to_string())
+                    .collect();
                 resolved.sort();
                 resolved
             }
@@ -155,7 +158,8 @@ pub async fn connect_targets(
 ) -> anyhow::Result<(Arc<ConnectionPool>, Option<tokio::task::JoinHandle<()>>)> {
     let addresses = resolve(&entries).await?;
     anyhow::ensure!(!addresses.is_empty(), "the targets resolve to no address");
-    let pool = Arc::new(ConnectionPool { connections: ArcSwap::from_pointee(Vec::new()), counts: Mutex::default() });
+    let pool =
+        Arc::new(ConnectionPool { connections: ArcSwap::from_pointee(Vec::new()), counts: Mutex::default() });
     pool.connect(&addresses, &settings)?;
     if !entries.iter().any(|entry| matches!(entry, TargetEntry::Dns(_))) {
         return Ok((pool, None));

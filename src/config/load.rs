@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-pub(super) use thresholds::split_condition;
 pub use target::{TargetEntry, parse_targets};
+pub(super) use thresholds::split_condition;
 pub use thresholds::{Comparison, Percentile, Threshold, ThresholdMetric};
 
 use super::reader::{Reader, join};

@@ -59,7 +59,10 @@ impl ShardFile {
     }
 
     fn shard(&self) -> Result<&ShardReport, MergeError> {
-        self.view.shard.as_ref().ok_or_else(|| MergeError::Refused(format!("{} is not a shard report", self.name())))
+        self.view
+            .shard
+            .as_ref()
+            .ok_or_else(|| MergeError::Refused(format!("{} is not a shard report", self.name())))
     }
 
     fn corrupt(&self, field: String, why: String) -> MergeError {
@@ -115,10 +118,15 @@ pub fn check_set(shards: &[ShardFile], profile: Option<&ProfileIdentity>) -> Res
         by_index.entry(shard.shard()?.index).or_default().push(shard.name());
     }
     if let Some((index, files)) = by_index.iter().find(|(_, files)| files.len() > 1) {
-        return Err(MergeError::Refused(format!("shard {index}/{count} is given twice: {}", files.join(", "))));
+        return Err(MergeError::Refused(format!(
+            "shard {index}/{count} is given twice: {}",
+            files.join(", ")
+        )));
     }
-    let missing: Vec<String> =
-        (0..count).filter(|index| !by_index.contains_key(index)).map(|index| format!("{index}/{count}")).collect();
+    let missing: Vec<String> = (0..count)
+        .filter(|index| !by_index.contains_key(index))
+        .map(|index| format!("{index}/{count}"))
+        .collect();
     if !missing.is_empty() {
         return Err(MergeError::Refused(format!("shard {} missing from the set", missing.join(", "))));
     }
@@ -136,18 +144,30 @@ pub fn merge(shards: &[ShardFile], thresholds: &[Threshold]) -> Result<Report, M
         .view
         .scenarios
         .iter()
-        .map(|scenario| ScenarioIdentity { method: scenario.method.clone(), kind: scenario.kind.clone(), slots: 0 })
+        .map(|scenario| ScenarioIdentity {
+            method: scenario.method.clone(),
+            kind: scenario.kind.clone(),
+            slots: 0,
+        })
         .collect();
     let mut stats: Vec<ScenarioStats> = vec![ScenarioStats::default(); identities.len()];
     for shard in shards {
         if shard.view.scenarios.len() != identities.len() {
-            let why = format!("{} scenarios where {} has {}", shard.view.scenarios.len(), first.name(), identities.len());
+            let why = format!(
+                "{} scenarios where {} has {}",
+                shard.view.scenarios.len(),
+                first.name(),
+                identities.len()
+            );
             return Err(shard.corrupt("scenarios".to_owned(), why));
         }
         for (index, scenario) in shard.view.scenarios.iter().enumerate() {
             let field = format!("scenarios[{index}]");
             if scenario.method != identities[index].method {
-                return Err(shard.corrupt(format!("{field}.method"), format!("{} where shards have {}", scenario.method, identities[index].method)));
+                return Err(shard.corrupt(
+                    format!("{field}.method"),
+                    format!("{} where shards have {}", scenario.method, identities[index].method),
+                ));
             }
             identities[index].slots += scenario.slots;
             let counts = counts_of(scenario).map_err(|why| shard.corrupt(field.clone(), why))?;
@@ -164,7 +184,12 @@ pub fn merge(shards: &[ShardFile], thresholds: &[Threshold]) -> Result<Report, M
     let phases = merge_phases(shards)?;
     let mut targets: BTreeMap<String, TargetReport> = BTreeMap::new();
     for row in shards.iter().flat_map(|shard| &shard.view.targets) {
-        let merged = targets.entry(row.address.clone()).or_insert_with(|| TargetReport { calls: 0, failed: 0, connections: 0, ..row.clone() });
+        let merged = targets.entry(row.address.clone()).or_insert_with(|| TargetReport {
+            calls: 0,
+            failed: 0,
+            connections: 0,
+            ..row.clone()
+        });
         merged.connections += row.connections;
         merged.calls += row.calls;
         merged.failed += row.failed;
@@ -175,7 +200,11 @@ pub fn merge(shards: &[ShardFile], thresholds: &[Threshold]) -> Result<Report, M
     let merged_from = MergedFrom {
         shards: first.view.shard.as_ref().map_or(1, |shard| shard.count),
         files: shards.iter().map(ShardFile::name).collect(),
-        max_late_s: shards.iter().filter_map(|shard| shard.view.shard.as_ref()).map(|shard| shard.late_s).fold(0.0, f64::max),
+        max_late_s: shards
+            .iter()
+            .filter_map(|shard| shard.view.shard.as_ref())
+            .map(|shard| shard.late_s)
+            .fold(0.0, f64::max),
     };
     Ok(Report::build(ReportInputs {
         scenarios: &identities,

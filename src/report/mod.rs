@@ -28,9 +28,9 @@ use crate::config::load::Threshold;
 use crate::judge::JudgeReport;
 use crate::proto::status::code_name;
 
+pub use histograms::SampleHistograms;
 pub use phases::{PhaseRecorder, PhaseReport};
 pub use progress::TimelinePoint;
-pub use histograms::SampleHistograms;
 pub use reconcile::ServerFaults;
 pub use scale::{MergedFrom, ProfileIdentity, ShardReport, TargetReport};
 pub use thresholds::{ThresholdOutcome, ThresholdsReport};

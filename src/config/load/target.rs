@@ -19,8 +19,9 @@ pub fn parse_targets(text: &str) -> Result<Vec<TargetEntry>, String> {
             Some(name) => (TargetEntry::Dns(name.to_owned()), name),
             None => (TargetEntry::Address(part.to_owned()), part),
         };
-        let has_port =
-            address.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let has_port = address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !has_port {
             return Err(format!(
                 "not a target: {part:?} (write embedded, host:port like localhost:50051, a comma-separated list of them, or dns:///name:port)"
