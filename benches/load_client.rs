@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::RepeatResponder;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use streamstorm::client::{self, LoadSettings, channels, compile_scenarios};
+use streamstorm::client::{self, ConnectionPool, LoadSettings, channels, compile_scenarios};
 use streamstorm::config::load::compile_load;
 use streamstorm::config::parse_profile;
 use streamstorm::proto::OutboundMessage;
@@ -94,8 +94,15 @@ fn measure(workload: &str, pool: &DescriptorPool, message: OutboundMessage) {
     let (server_before, client_before) = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
     let received = client_runtime.block_on(async {
         let channels = channels(&address, plan.connections, plan.connect_timeout, None).unwrap();
-        let settings = LoadSettings { duration: RUN, calls: None, seed: 1, drain: Duration::ZERO };
-        let run = client::start(&scenarios, &channels, &settings);
+        let settings = LoadSettings {
+            duration: RUN,
+            calls: None,
+            seed: 1,
+            drain: Duration::ZERO,
+            first_stream_ids: Vec::new(),
+        };
+        let pool = std::sync::Arc::new(ConnectionPool::from_channels(&address, channels));
+        let run = client::start(&scenarios, &pool, &settings);
         let collector: Arc<client::Collector> = run.collector();
         run.finish(Duration::ZERO).await;
         collector.counts().messages_received

@@ -23,9 +23,10 @@
 //!   state — played against a call.
 //! - [`template`]: the `{{ … }}` expression language, compiled once and rendered per message.
 //! - [`client`]: the built-in load client — scenarios resolved against the protos, stream
-//!   slots with ramps and reconnect policy, calls of every kind, sharded HdrHistogram stats.
+//!   slots with ramps and reconnect policy, calls of every kind, sharded HdrHistogram stats,
+//!   a shard's share of a run, and connections spread over target lists and DNS names.
 //! - [`report`]: the simulator's results — summary tables, JSON report, thresholds, live
-//!   progress and the latency-over-time plot.
+//!   progress and the latency-over-time plot, and the exact merge of shard reports.
 //! - [`chaos`]: decides — the fault plan (rules, phases, the base layer of stream limits), the
 //!   faults drawn for each stream, sampling, and the tally of what was injected.
 //! - [`driver`]: applies — one stream driver carries out a stream's drawn faults on any

@@ -1,7 +1,8 @@
 //! Every file under `dashboards/` loads and is complete: the dashboards are importable Grafana
 //! JSON with a Prometheus data source variable, every panel has a data source, a title, a unit
 //! and queries with legends, and uses only variables it defines (matched with `=~`, so "All"
-//! works); the server dashboard covers every server metric; the provisioning examples are the
+//! works); every query adds up over many pods (aggregated, buckets summed by `le` under
+//! `histogram_quantile`, filtered by `instance`); the server dashboard covers every server metric; the provisioning examples are the
 //! YAML Grafana expects; the README describes every panel.
 
 mod common;
@@ -151,6 +152,46 @@ fn dashboards_are_importable_and_every_panel_is_complete() {
         all.extend(problems(&name(path), &dashboard));
     }
     assert!(all.is_empty(), "{}", all.join("\n"));
+}
+
+/// Queries that would not add up over many pods: a series not under an aggregation, a
+/// quantile of buckets not summed by `le`, a query without the `instance` filter.
+fn per_pod_queries(dashboard: &Value) -> Vec<String> {
+    let aggregated = regex::Regex::new(r"^\(*\s*(sum|max|min|count|avg|histogram_quantile)\b").unwrap();
+    let mut found = Vec::new();
+    for query in dashboards::panel_queries(dashboard) {
+        let expr = query.expr.as_str();
+        if !aggregated.is_match(expr) {
+            found.push(format!("not aggregated across pods: {expr}"));
+        }
+        if expr.contains("histogram_quantile") && !expr.contains("sum by (le") {
+            found.push(format!("buckets not summed by le before the quantile: {expr}"));
+        }
+        if !expr.contains("instance=~\"$instance\"") {
+            found.push(format!("no instance filter: {expr}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_query_aggregates_across_pods_with_an_instance_filter() {
+    for path in dashboard_files() {
+        let dashboard = dashboards::load(&path);
+        assert!(dashboards::variable_names(&dashboard).contains(&"instance".to_owned()), "{}", name(&path));
+        assert_eq!(per_pod_queries(&dashboard), Vec::<String>::new(), "{}", name(&path));
+    }
+    let mut dashboard = dashboards::load(&common::repo_root().join("dashboards").join(CLIENT));
+    let mut panels =
+        dashboard["panels"].as_array_mut().unwrap().iter_mut().filter(|panel| panel["type"] != "row");
+    panels.next().unwrap()["targets"][0]["expr"] =
+        r#"histogram_quantile(0.99, rate(streamstorm_client_message_latency_seconds_bucket[1m]))"#.into();
+    panels.next().unwrap()["targets"][0]["expr"] =
+        r#"streamstorm_client_streams_active{instance=~"$instance"}"#.into();
+    let found = per_pod_queries(&dashboard).join("\n");
+    for expected in ["buckets not summed by le", "no instance filter", "not aggregated across pods"] {
+        assert!(found.contains(expected), "{expected:?} not reported in:\n{found}");
+    }
 }
 
 #[test]

@@ -28,7 +28,15 @@ fn every_shipped_profile_loads_and_validates() {
     let names: Vec<_> = profiles.iter().map(|path| path.file_name().unwrap().to_string_lossy()).collect();
     assert_eq!(
         names,
-        ["capped.yaml", "client-soak.yaml", "flaky.yaml", "lossy-mobile.yaml", "outage.yaml", "slow.yaml"]
+        [
+            "capped.yaml",
+            "client-soak.yaml",
+            "flaky.yaml",
+            "fleet.yaml",
+            "lossy-mobile.yaml",
+            "outage.yaml",
+            "slow.yaml"
+        ]
     );
     for profile in &profiles {
         let loaded = load_profile(profile).unwrap_or_else(|problems| panic!("{problems}"));
@@ -83,7 +91,7 @@ fn a_directory_of_profiles_validates_as_profiles() {
     let output = validate(&[&common::repo_root().join("profiles")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}{stdout}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.ends_with(", 6 profiles\n"), "{stdout}");
+    assert!(stdout.ends_with(", 7 profiles\n"), "{stdout}");
 }
 
 /// Writes a profile into `dir`, its `PROTOS` pointing at the example protos.

@@ -5,6 +5,8 @@
 
 mod client_tls;
 mod proxy;
+mod report;
+mod scale;
 mod serve;
 mod simulate;
 
@@ -19,6 +21,8 @@ use crate::validate;
 
 pub use client_tls::{ClientTlsFlags, client_tls};
 pub use proxy::{ProxyArgs, assemble_proxy};
+pub use report::{MergeArgs, ReportArgs, ReportCommand};
+pub use scale::ScaleFlags;
 pub use serve::{AssembleError, AssembledServer, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
 pub use simulate::{SimulateArgs, SimulateError, run_simulation};
 
@@ -52,6 +56,8 @@ pub enum Command {
     /// Relay every call to a real gRPC server (--upstream), with the profile's chaos injected
     /// into the relayed streams.
     Proxy(ProxyArgs),
+    /// Work with reports: `report merge` joins the shard reports of a sharded run.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Validate(args) => Ok(validate_files(&args)),
         Command::Proxy(args) => proxy::proxy(args).await,
+        Command::Report(args) => report::run(args),
     }
 }
 

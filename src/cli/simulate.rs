@@ -19,15 +19,19 @@ use tracing::info;
 
 use super::client_tls::{ClientTlsFlags, client_tls};
 use super::proxy::{ProxyArgs, assemble_proxy};
+use super::scale::{JOB_COMPLETION_INDEX, ScaleFlags, shard_report, target_rows, wait_for_start};
 use super::serve::{AssembleError, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
-use super::{EXIT_THRESHOLDS_FAILED, cancel_on_signal, report_problems};
-use crate::client::{self, ClientTls, LoadSettings, channels, compile_scenarios, pool_from_reflection};
+use super::{cancel_on_signal, report_problems};
+use crate::client::{
+    self, ClientTls, LoadSettings, PoolSettings, ShardSpec, TargetEntry, compile_scenarios, connect_targets,
+    parse_targets, pool_from_reflection, shard_plan,
+};
 use crate::config::load::{DEFAULT_DURATION, LoadPlan, LoadTarget, compile_load};
 use crate::config::{Profile, UpstreamTarget, check_paths, load_profile};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::report::progress::{Progress, ProgressMode, default_interval};
-use crate::report::{PhaseRecorder, Report, ReportInputs, plot, print};
+use crate::report::{PhaseRecorder, ProfileIdentity, Report, ReportInputs, ScenarioIdentity};
 use crate::server::introspection::BUILTIN_SERVICE_PREFIXES;
 use crate::telemetry::{TelemetryEndpoint, TelemetryState, install_recorder};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -90,6 +94,8 @@ pub struct SimulateArgs {
     /// The name to send (SNI) and verify the server's certificate for [default: the target's host].
     #[arg(long, value_name = "NAME")]
     pub tls_server_name: Option<String>,
+    #[command(flatten)]
+    pub scale: ScaleFlags,
 }
 
 impl SimulateArgs {
@@ -113,6 +119,7 @@ impl SimulateArgs {
             tls_cert: None,
             tls_key: None,
             tls_server_name: None,
+            scale: ScaleFlags::default(),
         }
     }
 
@@ -166,26 +173,9 @@ pub(super) async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         Err(SimulateError::Invalid(problems)) => return Ok(report_problems(&problems)),
         Err(SimulateError::Failed(error)) => return Err(error),
     };
-    println!("{}", print::summary(&report));
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
-        println!("report written to {}", path.display());
-    }
-    if let Some(path) = &args.plot {
-        let title = format!(
-            "streamstorm simulate {}: latency, throughput and errors over time",
-            args.profile.display()
-        );
-        std::fs::write(
-            path,
-            plot::latency_svg(&report.timeline, &report.phases, report.load_duration_s, &title),
-        )
-        .with_context(|| format!("cannot write the plot to {}", path.display()))?;
-        println!("plot written to {}", path.display());
-    }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })
+    let title =
+        format!("streamstorm simulate {}: latency, throughput and errors over time", args.profile.display());
+    super::report::print_and_write(&report, args.report.as_deref(), args.plot.as_deref(), &title)
 }
 
 /// Where the simulation sends its traffic.
@@ -199,8 +189,14 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     // Before anything registers a metric handle, so every handle reaches the exporter.
     let prometheus = install_recorder().map_err(anyhow::Error::from)?;
     let profile = load_profile(&args.profile)?;
-    let plan = compile_load(&profile)?;
-    let seed = args.seed.unwrap_or(profile.chaos.seed);
+    let shard = args.scale.shard(std::env::var(JOB_COMPLETION_INDEX).ok())?;
+    let sharded = shard_plan(&compile_load(&profile)?, shard.unwrap_or(ShardSpec::WHOLE));
+    let plan = sharded.plan;
+    let identity = ProfileIdentity::of_file(&args.profile)
+        .with_context(|| format!("cannot read {}", args.profile.display()))?;
+    let seed = run_seed(args.seed, &profile, shard.is_some(), &identity);
+    // Each shard draws from its own seed; the report keeps the run's.
+    let draws_seed = shard.unwrap_or(ShardSpec::WHOLE).seed(seed);
     let target = args.target.clone().or(match &plan.target {
         LoadTarget::Embedded => None,
         LoadTarget::Address(address) => Some(address.clone()),
@@ -209,15 +205,16 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
     let (driven, tls) = match target {
         None => {
             let server = match &upstream {
-                None => embedded_server(args, &profile, &plan, seed).await?,
-                Some(upstream) => embedded_proxy(args, &profile, seed, upstream).await?,
+                None => embedded_server(args, &profile, &plan, draws_seed).await?,
+                Some(upstream) => embedded_proxy(args, &profile, draws_seed, upstream).await?,
             };
             let server = Box::new(server);
             (Driven::Embedded { server }, client_tls(&args.tls_flags(), &profile, &plan, true)?)
         }
         Some(address) => {
             let tls = client_tls(&args.tls_flags(), &profile, &plan, false)?;
-            let catalog = target_catalog(args, &profile, &plan, &address, tls.as_ref()).await?;
+            let first = first_address(&address, &profile)?;
+            let catalog = target_catalog(args, &profile, &plan, &first, tls.as_ref()).await?;
             (Driven::Target { address, catalog: Arc::new(catalog) }, tls)
         }
     };
@@ -261,15 +258,24 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         }
     };
     info!(target = %target_name, scenarios = scenarios.len(), "Driving load.");
-    let channels = channels(&address, plan.connections, plan.connect_timeout, tls.as_ref())
-        .map_err(anyhow::Error::from)?;
+    let entries = parse_targets(&address).unwrap_or_else(|_| vec![TargetEntry::Address(address.clone())]);
+    let pool_settings =
+        PoolSettings { connections: plan.connections, connect_timeout: plan.connect_timeout, tls };
+    let (pool, resolver) = connect_targets(entries, pool_settings, shutdown.clone()).await?;
     let duration = args.duration.or(plan.duration).unwrap_or(if plan.calls.is_some() {
         Duration::from_secs(86_400)
     } else {
         DEFAULT_DURATION
     });
-    let settings = LoadSettings { duration, calls: plan.calls, seed, drain: DRAIN };
-    let run = client::start(&scenarios, &channels, &settings);
+    let settings = LoadSettings {
+        duration,
+        calls: plan.calls,
+        seed: draws_seed,
+        drain: DRAIN,
+        first_stream_ids: sharded.first_stream_ids,
+    };
+    let began = wait_for_start(args.scale.start_at).await;
+    let run = client::start(&scenarios, &pool, &settings);
     let interval = plan.progress_interval.unwrap_or_else(|| default_interval(duration));
     let progress = Progress::spawn(run.collector(), run.started(), duration, interval, mode);
     let phases = chaos
@@ -294,19 +300,25 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         Some(recorder) => recorder.finish().await,
         None => Vec::new(),
     };
-    drop(channels);
+    let targets = target_rows(&pool);
+    drop(pool);
     let faults = chaos.as_ref().map(|engine| engine.tally().summary());
     if let Some(judge) = &judge {
         judge.end_run();
     }
     shutdown.cancel();
+    if let Some(resolver) = resolver {
+        let _ = resolver.await;
+    }
     if let Some(task) = server_task {
         task.await.context("the embedded server task failed")?.context("the embedded server failed")?;
     }
     let stats = collector.snapshot();
     let peers = judge.map(|judge| judge.report(interrupted.is_cancelled(), false));
+    let identities: Vec<ScenarioIdentity> =
+        scenarios.iter().map(|scenario| ScenarioIdentity::of(scenario)).collect();
     Ok(Report::build(ReportInputs {
-        scenarios: &scenarios,
+        scenarios: &identities,
         stats: &stats,
         elapsed: timing.elapsed,
         planned: duration,
@@ -318,7 +330,30 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         peers,
         timeline,
         phases,
+        profile: identity,
+        shard: shard.map(|shard| shard_report(shard, draws_seed, args.scale.start_at, began)),
+        merged_from: None,
+        targets,
     }))
+}
+
+/// `--seed`, else `chaos.seed`; a sharded run whose profile sets none agrees on one taken
+/// from the profile's digest, since the shards cannot share a seed drawn in each process.
+fn run_seed(flag: Option<u64>, profile: &Profile, sharded: bool, identity: &ProfileIdentity) -> u64 {
+    match flag {
+        Some(seed) => seed,
+        None if sharded && !profile.seed_written => u64::from_str_radix(&identity.digest, 16).unwrap_or(0),
+        None => profile.chaos.seed,
+    }
+}
+
+/// The first address of a target list, for reflection (every replica serves the same).
+fn first_address(targets: &str, profile: &Profile) -> Result<String, SimulateError> {
+    let entries = parse_targets(targets)
+        .map_err(|why| Problems::from(Problem::in_file(&profile.file, format!("--target: {why}"))))?;
+    Ok(match &entries[0] {
+        TargetEntry::Address(address) | TargetEntry::Dns(address) => address.clone(),
+    })
 }
 
 /// The profile's server, bound to `--listen`, else the profile's `server.listen`, else a

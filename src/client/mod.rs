@@ -12,8 +12,10 @@ pub mod connect;
 pub mod metrics;
 pub mod outcome;
 pub mod scenario;
+pub mod shard;
 pub mod slot;
 pub mod stats;
+pub mod targets;
 pub mod tls;
 
 use std::sync::Arc;
@@ -26,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use connect::{ConnectError, channels, pool_from_reflection};
 pub use scenario::{Scenario, compile_scenarios};
+pub use shard::{ShardPlan, ShardSpec, shard_plan};
 pub use stats::{Collector, DisconnectKind, Sample, ScenarioStats};
+pub use targets::{ConnectionPool, PoolSettings, TargetEntry, connect_targets, parse_targets};
 pub use tls::{ClientTls, ClientTlsFiles, Trust};
 
 use slot::{RunShared, Slot, run_slot};
@@ -42,6 +46,9 @@ pub struct LoadSettings {
     pub seed: u64,
     /// How long calls open at the end may finish on their own before they are cut.
     pub drain: Duration,
+    /// Per scenario, the run-wide number of the first slot (a shard's slots are numbered as
+    /// in the whole run); empty numbers every scenario's slots on from 0.
+    pub first_stream_ids: Vec<u64>,
 }
 
 /// A run in progress.
@@ -58,12 +65,8 @@ pub struct RunTiming {
     pub elapsed: Duration,
 }
 
-/// Starts every scenario's slots, spread over `channels` round-robin.
-pub fn start(
-    scenarios: &[Arc<Scenario>],
-    channels: &[tonic::transport::Channel],
-    settings: &LoadSettings,
-) -> LoadRun {
+/// Starts every scenario's slots, spread over the pool's connections round-robin.
+pub fn start(scenarios: &[Arc<Scenario>], pool: &Arc<ConnectionPool>, settings: &LoadSettings) -> LoadRun {
     let shards = std::thread::available_parallelism().map_or(4, |cores| cores.get() * 4);
     let collector = Arc::new(Collector::new(scenarios.len(), shards));
     let shared = Arc::new(RunShared {
@@ -75,14 +78,17 @@ pub fn start(
         seed: settings.seed,
     });
     let mut tasks = JoinSet::new();
-    let mut stream_id = 0u64;
-    for scenario in scenarios {
+    let mut connection = 0usize;
+    let mut next_id = 0u64;
+    for (position, scenario) in scenarios.iter().enumerate() {
+        let first = settings.first_stream_ids.get(position).copied().unwrap_or(next_id);
         for index in 0..scenario.spec.streams {
-            let channel = channels[usize::try_from(stream_id).unwrap_or(0) % channels.len()].clone();
-            let slot = Slot { scenario: scenario.clone(), index, stream_id, channel };
+            let stream_id = first + u64::from(index);
+            let slot = Slot { scenario: scenario.clone(), index, stream_id, connection, pool: pool.clone() };
             tasks.spawn(run_slot(slot, shared.clone()));
-            stream_id += 1;
+            connection += 1;
         }
+        next_id = first + u64::from(scenario.spec.streams);
     }
     LoadRun { shared, tasks, duration: settings.duration }
 }

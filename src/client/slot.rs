@@ -11,12 +11,12 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use super::call::{CallSetup, SlotState, run_call};
 use super::outcome::CallEnd;
 use super::scenario::Scenario;
 use super::stats::{Batch, Collector, Sample};
+use super::targets::ConnectionPool;
 
 /// What every slot of a run shares.
 pub struct RunShared {
@@ -46,7 +46,9 @@ pub struct Slot {
     pub index: u32,
     /// Number within the run: `{{stream.id}}`, and the shard it records into.
     pub stream_id: u64,
-    pub channel: Channel,
+    /// Which of the pool's connections carries this slot's calls.
+    pub connection: usize,
+    pub pool: Arc<ConnectionPool>,
 }
 
 /// Sleeps `duration` unless `stop` fires first; false when it did.
@@ -76,9 +78,12 @@ pub async fn run_slot(slot: Slot, shared: Arc<RunShared>) {
         }
         shared.collector.active.fetch_add(1, Ordering::Relaxed);
         scenario.metrics.active.increment(1.0);
+        // Picked per call, so a re-resolved target list takes effect at the next call.
+        let connection = slot.pool.pick(slot.connection);
+        connection.counts.calls.fetch_add(1, Ordering::Relaxed);
         let setup = CallSetup {
             scenario: scenario.clone(),
-            channel: slot.channel.clone(),
+            channel: connection.channel.clone(),
             stream_id: slot.stream_id,
             seed: rng.random(),
             run_started: shared.started,
@@ -102,6 +107,7 @@ pub async fn run_slot(slot: Slot, shared: Arc<RunShared>) {
                 }
             }
             CallEnd::Failed { .. } => {
+                connection.counts.failed.fetch_add(1, Ordering::Relaxed);
                 // A stream that delivered messages was healthy: its failure starts a fresh
                 // backoff sequence, as gRPC resets backoff after a successful connection.
                 failures = if result.received > 0 { 1 } else { failures + 1 };

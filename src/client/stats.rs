@@ -55,7 +55,7 @@ pub enum Sample {
     Backoff,
 }
 
-const SAMPLES: usize = 6;
+pub const SAMPLES: usize = 6;
 
 /// Counts a slot accumulates between flushes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,6 +133,11 @@ impl Default for ScenarioStats {
 }
 
 impl ScenarioStats {
+    /// Stats read back from a report: its counts, and its histograms in [`Sample`] order.
+    pub fn from_parts(counts: Counts, histograms: [Histogram<u64>; SAMPLES]) -> Self {
+        Self { counts, histograms }
+    }
+
     pub fn histogram(&self, sample: Sample) -> &Histogram<u64> {
         &self.histograms[sample as usize]
     }

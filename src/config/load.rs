@@ -5,6 +5,7 @@
 //! and the requests fit their messages is checked once the protos are loaded
 //! ([`crate::client::compile_scenarios`]).
 
+mod target;
 mod thresholds;
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+pub use target::{TargetEntry, parse_targets};
 pub(super) use thresholds::split_condition;
 pub use thresholds::{Comparison, Percentile, Threshold, ThresholdMetric};
 
@@ -89,7 +91,7 @@ pub struct LoadPlan {
 pub enum LoadTarget {
     /// The profile's own server, started in-process.
     Embedded,
-    /// A running server at `host:port`.
+    /// Running servers: `host:port`, a comma-separated list, or `dns:///name:port`.
     Address(String),
 }
 
@@ -279,14 +281,8 @@ fn positive_number(node: &Node) -> values::Parsed<f64> {
 fn target(node: &Node) -> values::Parsed<LoadTarget> {
     match node.as_str().map(str::trim) {
         Some("embedded") => Ok(LoadTarget::Embedded),
-        Some(address)
-            if address
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) =>
-        {
-            Ok(LoadTarget::Address(address.to_owned()))
-        }
-        _ => Err(format!("not a target: {node} (write embedded, or host:port like localhost:50051)")),
+        Some(targets) => parse_targets(targets).map(|_| LoadTarget::Address(targets.to_owned())),
+        None => Err(format!("not a target: {node} (write embedded, or host:port like localhost:50051)")),
     }
 }
 

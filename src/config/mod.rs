@@ -52,6 +52,8 @@ pub struct Profile {
     pub proxy: ProxySection,
     /// The faults to inject. When the profile sets no `chaos.seed`, one was drawn at load.
     pub chaos: FaultPlan,
+    /// Whether the profile wrote `chaos.seed` (when not, `chaos.seed` was drawn at load).
+    pub seed_written: bool,
     pub metrics: MetricsSection,
     /// The `load` section as written (a mapping), for the load client to compile.
     pub load: Option<Node>,

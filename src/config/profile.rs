@@ -78,11 +78,13 @@ pub(super) fn compile_leniently(file: &Path, documents: &[Node]) -> (Option<Prof
         }
     }
     let expect = document.get("expect").map(|expect| reader.expectations(expect)).unwrap_or_default();
+    let seed_written = document.get("chaos").and_then(|chaos| chaos.get("seed")).is_some();
     let profile = Profile {
         file: file.to_path_buf(),
         server,
         proxy,
         chaos,
+        seed_written,
         metrics,
         load,
         clients,

@@ -4,18 +4,22 @@
 //! `schemas/report.schema.json`), drawn as a latency-over-time plot ([`plot`]). Live progress
 //! during the run is [`progress`].
 
+pub mod histograms;
+pub mod merge;
+mod merge_timeline;
 pub mod phases;
 pub mod plot;
 pub mod print;
 pub mod progress;
 pub mod reconcile;
+pub mod scale;
 pub mod thresholds;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chaos::TallySummary;
 use crate::client::stats::{CODES, Counts};
@@ -24,9 +28,11 @@ use crate::config::load::Threshold;
 use crate::judge::JudgeReport;
 use crate::proto::status::code_name;
 
+pub use histograms::SampleHistograms;
 pub use phases::{PhaseRecorder, PhaseReport};
 pub use progress::TimelinePoint;
 pub use reconcile::ServerFaults;
+pub use scale::{MergedFrom, ProfileIdentity, ShardReport, TargetReport};
 pub use thresholds::{ThresholdOutcome, ThresholdsReport};
 
 /// Everything the run found.
@@ -41,7 +47,16 @@ pub struct Report {
     pub interrupted: bool,
     /// `embedded (127.0.0.1:PORT)` or the target address.
     pub target: String,
+    /// The run's seed (a shard draws from its own, derived from it: `shard.seed`).
     pub seed: u64,
+    /// The profile run, with a digest of its bytes.
+    pub profile: ProfileIdentity,
+    /// Which shard of a sharded run this is; null when unsharded.
+    pub shard: Option<ShardReport>,
+    /// For a report made by `report merge`, what it was made from; null otherwise.
+    pub merged_from: Option<MergedFrom>,
+    /// Calls by target address (one row per address connected to).
+    pub targets: Vec<TargetReport>,
     pub streams: StreamCounts,
     pub messages: MessageCounts,
     /// Failed calls by gRPC code name.
@@ -72,7 +87,7 @@ pub struct Report {
 }
 
 /// Call attempts: every attempt counts, reconnects included.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct StreamCounts {
     pub opened: u64,
     pub completed: u64,
@@ -83,7 +98,7 @@ pub struct StreamCounts {
     pub given_up: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct MessageCounts {
     pub sent: u64,
     pub received: u64,
@@ -97,7 +112,7 @@ pub struct MessageCounts {
 }
 
 /// Milliseconds at the usual percentiles.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: f64,
@@ -129,7 +144,7 @@ impl Percentiles {
 /// One scenario's share, with every per-call measure of its own: scenarios differ in
 /// call kind and reconnect policy, so a merged figure (a backoff of 1 s beside one of
 /// 100 ms) describes neither.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub method: String,
     pub kind: String,
@@ -146,11 +161,31 @@ pub struct ScenarioReport {
     pub backoff_ms: Percentiles,
     pub stream_duration_ms: Percentiles,
     pub message_age_ms: Percentiles,
+    /// Every measure above as a serialized histogram, for `report merge`.
+    pub histograms: SampleHistograms,
+}
+
+/// What a report says of a scenario besides its measurements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioIdentity {
+    pub method: String,
+    pub kind: String,
+    pub slots: u32,
+}
+
+impl ScenarioIdentity {
+    pub fn of(scenario: &Scenario) -> Self {
+        Self {
+            method: scenario.method().to_owned(),
+            kind: scenario.kind.as_str().to_owned(),
+            slots: scenario.spec.streams,
+        }
+    }
 }
 
 /// What a report is built from.
 pub struct ReportInputs<'a> {
-    pub scenarios: &'a [std::sync::Arc<Scenario>],
+    pub scenarios: &'a [ScenarioIdentity],
     pub stats: &'a [ScenarioStats],
     pub elapsed: Duration,
     /// The duration the run was asked to last.
@@ -165,6 +200,10 @@ pub struct ReportInputs<'a> {
     pub timeline: Vec<TimelinePoint>,
     /// Each occurrence of a chaos phase during the run (embedded server only).
     pub phases: Vec<PhaseReport>,
+    pub profile: ProfileIdentity,
+    pub shard: Option<ShardReport>,
+    pub merged_from: Option<MergedFrom>,
+    pub targets: Vec<TargetReport>,
 }
 
 fn errors_by_code(counts: &[u64; CODES]) -> BTreeMap<String, u64> {
@@ -221,9 +260,9 @@ impl Report {
             .iter()
             .zip(inputs.stats)
             .map(|(scenario, stats)| ScenarioReport {
-                method: scenario.method().to_owned(),
-                kind: scenario.kind.as_str().to_owned(),
-                slots: scenario.spec.streams,
+                method: scenario.method.clone(),
+                kind: scenario.kind.clone(),
+                slots: scenario.slots,
                 streams: stream_counts(&stats.counts),
                 messages: message_counts(&stats.counts, inputs.elapsed),
                 errors: errors_by_code(&stats.counts.errors),
@@ -235,6 +274,7 @@ impl Report {
                 backoff_ms: Percentiles::of(stats.histogram(Sample::Backoff)),
                 stream_duration_ms: Percentiles::of(stats.histogram(Sample::StreamDuration)),
                 message_age_ms: Percentiles::of(stats.histogram(Sample::Age)),
+                histograms: SampleHistograms::of(stats),
             })
             .collect();
         let thresholds = thresholds::evaluate(inputs.thresholds, &total, inputs.elapsed);
@@ -244,6 +284,10 @@ impl Report {
             interrupted: inputs.interrupted,
             target: inputs.target,
             seed: inputs.seed,
+            profile: inputs.profile,
+            shard: inputs.shard,
+            merged_from: inputs.merged_from,
+            targets: inputs.targets,
             streams: stream_counts(&counts),
             messages: message_counts(&counts, inputs.elapsed),
             errors: errors_by_code(&counts.errors),

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -24,7 +24,7 @@ use crate::client::Collector;
 use crate::client::stats::{Counts, LatencyWindow};
 
 /// One occurrence of a phase, as the load client saw it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub name: String,
     /// Whether the phase is an outage (it refuses, breaks or cuts calls).
@@ -41,6 +41,8 @@ pub struct PhaseReport {
     /// Failed calls by status code.
     pub errors_by_code: BTreeMap<String, u64>,
     pub latency_ms: Percentiles,
+    /// The phase's latency, serialized ([`super::histograms`]).
+    pub latency_histogram: String,
 }
 
 /// The task recording phase occurrences; [`PhaseRecorder::finish`] returns them.
@@ -128,5 +130,6 @@ fn occurrence(
         error_rate: error_rate(&during),
         errors_by_code: errors_by_code(&during.errors),
         latency_ms: Percentiles::of(&latency),
+        latency_histogram: super::histograms::encode(&latency),
     })
 }

@@ -356,6 +356,7 @@ mod tests {
             p50_ms,
             p99_ms: p50_ms * 20.0,
             max_ms: p50_ms * 100.0,
+            ..TimelinePoint::default()
         }
     }
 

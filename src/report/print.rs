@@ -134,6 +134,35 @@ fn phases(out: &mut String, report: &Report) {
 }
 
 /// The whole summary.
+/// Where a report stands in a scaled-out run: its shard, what it was merged from, and the
+/// calls by target address when there were several.
+fn scale_out(out: &mut String, report: &Report) {
+    if let Some(shard) = &report.shard {
+        let late = if shard.late_s > 0.0 { format!(", {:.3}s late", shard.late_s) } else { String::new() };
+        let _ = writeln!(
+            out,
+            "shard {}/{} (seed {}), began {}{late}",
+            shard.index, shard.count, shard.seed, shard.started_at
+        );
+    }
+    if let Some(merged) = &report.merged_from {
+        let _ = writeln!(
+            out,
+            "merged from {} shard reports; the latest shard began {:.3}s late",
+            merged.shards, merged.max_late_s
+        );
+    }
+    if report.targets.len() > 1 {
+        for target in &report.targets {
+            let _ = writeln!(
+                out,
+                "target {}: {} connections, {} calls, {} failed",
+                target.address, target.connections, target.calls, target.failed
+            );
+        }
+    }
+}
+
 pub fn summary(report: &Report) -> String {
     let mut out = String::new();
     let streams = &report.streams;
@@ -149,6 +178,7 @@ pub fn summary(report: &Report) -> String {
             report.duration_s
         );
     }
+    scale_out(&mut out, report);
     let _ = writeln!(
         out,
         "\ncalls     {} opened, {} completed, {} failed ({:.2}%), {} open at the end, {} slots gave up",

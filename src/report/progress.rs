@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -16,10 +16,18 @@ use crate::client::Collector;
 use crate::client::stats::{Counts, LatencyWindow};
 
 /// One interval of the run.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TimelinePoint {
     /// Seconds since the start, at the end of the interval.
     pub t_s: f64,
+    /// Wall-clock time at the end of the interval (seconds since the Unix epoch), on which
+    /// `report merge` aligns the shards' timelines.
+    pub unix_s: f64,
+    /// The interval's length in seconds.
+    pub interval_s: f64,
+    /// Messages received and calls failed during the interval.
+    pub messages: u64,
+    pub errors: u64,
     pub messages_per_second: f64,
     pub errors_per_second: f64,
     pub streams_active: u64,
@@ -28,6 +36,8 @@ pub struct TimelinePoint {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The interval's latency, serialized ([`super::histograms`]).
+    pub latency_histogram: String,
 }
 
 /// Where progress goes.
@@ -97,20 +107,24 @@ async fn run(
         let ms = |quantile: f64| {
             if latency.is_empty() { 0.0 } else { latency.value_at_quantile(quantile) as f64 / 1000.0 }
         };
+        let messages = counts.messages_received - previous.messages_received;
+        let errors = counts.calls_failed - previous.calls_failed;
         let point = TimelinePoint {
             t_s: (now - started).as_secs_f64(),
-            messages_per_second: (counts.messages_received - previous.messages_received) as f64 / seconds,
-            errors_per_second: (counts.calls_failed - previous.calls_failed) as f64 / seconds,
+            unix_s: unix_seconds(std::time::SystemTime::now()),
+            interval_s: seconds,
+            messages,
+            errors,
+            messages_per_second: messages as f64 / seconds,
+            errors_per_second: errors as f64 / seconds,
             streams_active: collector.active_calls(),
             reconnects: counts.reconnects,
             p50_ms: ms(0.5),
             p99_ms: ms(0.99),
             max_ms: if latency.is_empty() { 0.0 } else { latency.max() as f64 / 1000.0 },
+            latency_histogram: super::histograms::encode(&latency),
         };
         (previous, previous_at) = (counts, now);
-        if !stopping || seconds > interval.as_secs_f64() / 4.0 {
-            timeline.push(point);
-        }
         let line = describe(&point, duration);
         match (&bar, mode) {
             (Some(bar), _) => {
@@ -120,6 +134,9 @@ async fn run(
             (None, ProgressMode::Lines) if !stopping => eprintln!("{line}"),
             _ => {}
         }
+        if !stopping || seconds > interval.as_secs_f64() / 4.0 {
+            timeline.push(point);
+        }
         if stopping {
             break;
         }
@@ -128,6 +145,11 @@ async fn run(
         bar.finish_and_clear();
     }
     timeline
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_seconds(time: std::time::SystemTime) -> f64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
 }
 
 fn live_bar(duration: Duration) -> ProgressBar {

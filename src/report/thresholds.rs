@@ -47,6 +47,7 @@ fn measure(metric: ThresholdMetric, total: &ScenarioStats, elapsed: Duration) ->
             Some(total.counts.messages_received as f64 / elapsed.as_secs_f64().max(1e-3))
         }
         ThresholdMetric::StreamsGivenUp => Some(total.counts.given_up as f64),
+        ThresholdMetric::Errors => Some(total.counts.calls_failed as f64),
     }
 }
 
@@ -54,7 +55,7 @@ fn unit(metric: ThresholdMetric) -> &'static str {
     match metric {
         ThresholdMetric::ErrorRate => "fraction",
         ThresholdMetric::MessagesPerSecond => "per_second",
-        ThresholdMetric::StreamsGivenUp => "count",
+        ThresholdMetric::StreamsGivenUp | ThresholdMetric::Errors => "count",
         _ => "seconds",
     }
 }

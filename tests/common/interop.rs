@@ -18,7 +18,7 @@ pub fn interop_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".interop"))
 }
 
-fn require(path: PathBuf) -> PathBuf {
+pub fn require(path: PathBuf) -> PathBuf {
     assert!(
         path.exists(),
         "{} is missing: run scripts/setup-interop.sh (the README's test command runs it)",

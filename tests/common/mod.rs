@@ -10,7 +10,9 @@ pub mod interop;
 pub mod judge;
 pub mod prometheus;
 pub mod raw_h2;
+pub mod schema;
 pub mod scrape;
+pub mod shards;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -46,6 +46,8 @@ pub enum ThresholdMetric {
     MessagesPerSecond,
     /// Stream slots that gave up after `reconnect.max_attempts`.
     StreamsGivenUp,
+    /// Failed call attempts, counted (across every shard when shard reports are merged).
+    Errors,
 }
 
 /// How the measured value must compare with the limit.
@@ -119,6 +121,7 @@ const KEYS: &[(&str, ThresholdMetric, Unit)] = {
         ("max_recovery_time", RecoveryTime(Max), Unit::Seconds),
         ("messages_per_second", MessagesPerSecond, Unit::Number),
         ("streams_given_up", StreamsGivenUp, Unit::Number),
+        ("errors", Errors, Unit::Number),
     ]
 };
 
