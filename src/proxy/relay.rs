@@ -28,8 +28,8 @@ use super::frames::{FrameError, GrpcFrames, PREFIX_LEN};
 use super::methods::RelayedMethods;
 use super::upstream::{CutRequested, DedicatedConnection, UpstreamPool};
 use crate::chaos::{ChaosEngine, FaultKind, FaultTally, StreamFaults};
-use crate::driver::{DriverTargets, InboundDelays, StreamControl, UpstreamControl, drive};
-use crate::judge::{CallArrival, Judge, method_name};
+use crate::driver::{DriverTargets, InboundDelays, UpstreamControl, drive};
+use crate::judge::Judge;
 use crate::proto::codec::WireMeter;
 use crate::server::body::DrivenBody;
 use crate::server::streams::{StreamGuard, StreamRegistry};
@@ -93,22 +93,11 @@ impl Relay {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
         let method = self.methods.get(request.uri().path());
-        let control = Arc::new(StreamControl::default());
-        let judged = self.judge.call_started(CallArrival {
-            connection: connection.id.0,
-            peer: connection.peer,
-            headers: request.headers(),
-            method: method_name(&method.path),
-        });
-        let mut stream = self.streams.open(method.clone(), &connection, control.clone());
-        stream.judge(judged);
+        let mut stream = self.streams.open_call(&self.judge, method.clone(), &connection, request.headers());
+        let control = stream.stream().control.clone();
         let stream_id = stream.stream().id;
         let mut faults = self.chaos.draw(&method, stream_id, request.headers());
-        stream.stream().set_faults(faults.summary());
-        if let Some((kind, abort)) = faults.abort.take() {
-            self.tally.record(kind, Some(abort.code()), stream_id);
-            control.note_fault(kind, Some(abort.code()));
-            stream.finish(&abort);
+        if let Some(abort) = stream.drawn(&mut faults, &self.tally) {
             return abort.into_http();
         }
 

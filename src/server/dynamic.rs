@@ -27,7 +27,7 @@ use super::streams::{StreamGuard, StreamRegistry};
 use super::{ServerHandle, ServerSettings};
 use crate::chaos::{ChaosEngine, FaultTally};
 use crate::driver::{DriverTargets, InboundDelays, StreamControl, drive};
-use crate::judge::{CallArrival, Judge, method_name};
+use crate::judge::Judge;
 use crate::proto::status::MESSAGES_READ_METADATA;
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
 
@@ -100,15 +100,8 @@ impl DynamicShared {
         let Some(connection) = request.extensions().get::<ConnectionContext>().cloned() else {
             return Status::internal("request arrived outside a registered connection").into_http();
         };
-        let control = Arc::new(StreamControl::default());
-        let call = self.judge.call_started(CallArrival {
-            connection: connection.id.0,
-            peer: connection.peer,
-            headers: request.headers(),
-            method: method_name(&method.path),
-        });
-        let mut stream = self.streams.open(method.clone(), &connection, control.clone());
-        stream.judge(call);
+        let stream = self.streams.open_call(&self.judge, method.clone(), &connection, request.headers());
+        let control = stream.stream().control.clone();
         let codec = DynamicCodec::for_server(method.input())
             .with_buffer_size(self.stream_buffer_bytes)
             .with_meter(stream.stream().clone());
@@ -142,11 +135,7 @@ impl DynamicShared {
         let (metadata, _extensions, messages) = request.into_parts();
         let stream_id = stream.stream().id;
         let mut faults = self.chaos.draw(&method, stream_id, metadata.as_ref());
-        stream.stream().set_faults(faults.summary());
-        if let Some((kind, abort)) = faults.abort.clone() {
-            self.tally.record(kind, Some(abort.code()), stream_id);
-            control.note_fault(kind, Some(abort.code()));
-            stream.finish(&abort);
+        if let Some(abort) = stream.drawn(&mut faults, &self.tally) {
             return Box::pin(futures::future::ready(Err(stamp_messages_read(abort, &stream))));
         }
         let inbound_cap = faults.inbound_cap.map(|max| InboundCap {

@@ -15,8 +15,9 @@ use tonic::{Code, Status};
 
 use super::connection::{ConnectionContext, ConnectionId};
 use crate::chaos::decide::FaultSummary;
+use crate::chaos::{FaultTally, StreamFaults};
 use crate::driver::StreamControl;
-use crate::judge::{Ending, JudgedCall, RequestProbe};
+use crate::judge::{CallArrival, Ending, Judge, JudgedCall, RequestProbe, method_name};
 use crate::proto::OutboundMessage;
 use crate::proto::codec::WireMeter;
 use crate::proto::status::{CODE_COUNT, code_name};
@@ -257,6 +258,26 @@ impl StreamRegistry {
         metrics
     }
 
+    /// Opens the stream of a call to `method` arriving on `connection` with `headers`: listed
+    /// here, followed by `judge`, cuttable through a control of its own.
+    pub fn open_call(
+        self: &Arc<Self>,
+        judge: &Arc<Judge>,
+        method: Arc<MethodEntry>,
+        connection: &ConnectionContext,
+        headers: &http::HeaderMap,
+    ) -> StreamGuard {
+        let call = judge.call_started(CallArrival {
+            connection: connection.id.0,
+            peer: connection.peer,
+            headers,
+            method: method_name(&method.path),
+        });
+        let mut stream = self.open(method, connection, Arc::new(StreamControl::default()));
+        stream.judge(call);
+        stream
+    }
+
     fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<LiveStream>>> {
         self.shards[id as usize % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -332,6 +353,17 @@ impl StreamGuard {
     /// Reads the resume position of the call's first request, when its method has one.
     pub fn request_probe(&self) -> Option<RequestProbe> {
         self.judged.as_ref().and_then(JudgedCall::request_probe)
+    }
+
+    /// Keeps the faults drawn for the stream (for `/streams`); a drawn abort ends the stream
+    /// at once: it is counted, noted as what ended the stream, and returned.
+    pub fn drawn(&mut self, faults: &mut StreamFaults, tally: &FaultTally) -> Option<Status> {
+        self.stream.set_faults(faults.summary());
+        let (kind, abort) = faults.abort.take()?;
+        tally.record(kind, Some(abort.code()), self.stream.id);
+        self.stream.control.note_fault(kind, Some(abort.code()));
+        self.finish(&abort);
+        Some(abort)
     }
 
     /// A message is on its way to the client.
