@@ -111,3 +111,33 @@ async fn blackhole_after_five_is_exact_through_the_proxy() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn reset_stream_with_the_default_code_is_the_libraries_cancel_through_the_proxy() {
+    // As under serve (`chaos_disconnects_interop.rs`): the default h2 code is CANCEL (8), which
+    // both libraries report as CANCELLED; these clients never cancel, so it is the proxy's reset.
+    let upstream = Upstream::start().await;
+    let proxy =
+        Proxy::with_rule(upstream.addr, "disconnect: { rate: 100%, after_messages: 3, mode: reset_stream }")
+            .await;
+    for client in [Client::Python, Client::Node] {
+        let outcome = concurrent_subscribes(client, proxy.addr(), 1, 10.0, Connections::Shared)
+            .arg("--metadata")
+            .arg("x-upstream-messages=-1")
+            .arg("--metadata")
+            .arg("x-upstream-interval-ms=50")
+            .env("GRPC_VERBOSITY", "DEBUG")
+            .env("GRPC_TRACE", if client == Client::Node { "subchannel_call" } else { "" })
+            .run_calls()
+            .await
+            .remove(0);
+        assert_eq!(outcome.code, "CANCELLED", "{client:?}: {outcome:?}");
+        assert!(outcome.responses.len() <= 3, "{client:?}: {outcome:?}");
+        match client {
+            Client::Python => assert!(outcome.details.contains("error code 8"), "{outcome:?}"),
+            Client::Node => {
+                assert!(outcome.stderr.contains("HTTP/2 stream closed with code 8"), "{}", outcome.stderr)
+            }
+        }
+    }
+}
