@@ -11,7 +11,6 @@ use streamstorm::chaos::stream_rng;
 use streamstorm::chaos::{ChaosEngine, StreamFaults};
 use streamstorm::config::parse_profile;
 use streamstorm::proto::{MethodCatalog, load_pool};
-use tonic::metadata::MetadataMap;
 
 /// Four rules for three kinds of method, as `profiles/flaky.yaml` writes them.
 const SEVERAL_RULES: &str = r#"
@@ -40,7 +39,7 @@ fn chaos(c: &mut Criterion) {
     let catalog = MethodCatalog::new(&pool, &[]);
     let subscribe =
         catalog.by_path("/myapp.NotificationService/Subscribe").expect("Subscribe exists").clone();
-    let metadata = MetadataMap::new();
+    let headers = http::HeaderMap::new();
     let plan =
         |text: &str| parse_profile(&PathBuf::from("bench.yaml"), text).expect("the plan compiles").chaos;
     let quiet = std::fs::read_to_string(root.join("benches/e2e/profile.yaml")).expect("the bench profile");
@@ -63,7 +62,7 @@ fn chaos(c: &mut Criterion) {
             let mut stream_id = 0;
             b.iter(|| {
                 stream_id += 1;
-                black_box(engine.draw(&subscribe, stream_id, &metadata))
+                black_box(engine.draw(&subscribe, stream_id, &headers))
             })
         });
     }

@@ -48,6 +48,7 @@ pub mod document;
 pub mod driver;
 pub mod judge;
 pub mod proto;
+pub mod proxy;
 pub mod report;
 pub mod script;
 pub mod server;

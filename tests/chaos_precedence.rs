@@ -12,7 +12,6 @@ use streamstorm::chaos::{ChaosEngine, StreamFaults};
 use streamstorm::config::parse_profile;
 use streamstorm::proto::{MethodCatalog, MethodEntry};
 use streamstorm::server::StreamLimits;
-use tonic::metadata::MetadataMap;
 
 fn subscribe() -> Arc<MethodEntry> {
     let catalog = MethodCatalog::new(&common::example_pool(), &[]);
@@ -28,7 +27,7 @@ fn drawn(chaos: &str, limits: StreamLimits) -> StreamFaults {
     };
     let engine = ChaosEngine::new(plan);
     engine.set_base(limits.base_layer());
-    engine.draw(&subscribe(), 1, &MetadataMap::new())
+    engine.draw(&subscribe(), 1, &http::HeaderMap::new())
 }
 
 fn limits() -> StreamLimits {
@@ -77,7 +76,7 @@ fn a_phase_outranks_rules_and_chaos_off_keeps_the_limits() {
     let engine = ChaosEngine::new(plan);
     engine.set_base(limits().base_layer());
     engine.set_enabled(false);
-    let faults = engine.draw(&subscribe(), 1, &MetadataMap::new());
+    let faults = engine.draw(&subscribe(), 1, &http::HeaderMap::new());
     assert_eq!(faults.per_message_latency, Some(ENV_LATENCY));
     assert_eq!(faults.message_cap.map(|cap| cap.max), Some(100));
 }
@@ -89,6 +88,6 @@ fn a_zero_latency_rule_compiles_away_and_the_base_survives_a_reload() {
     let engine = ChaosEngine::new(FaultPlan::default());
     engine.set_base(limits().base_layer());
     engine.replace(FaultPlan::default());
-    let faults = engine.draw(&subscribe(), 1, &MetadataMap::new());
+    let faults = engine.draw(&subscribe(), 1, &http::HeaderMap::new());
     assert_eq!(faults.message_cap.map(|cap| cap.max), Some(100));
 }

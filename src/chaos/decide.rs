@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::HeaderMap;
 use rand::Rng;
 use rand::rngs::StdRng;
-use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use super::plan::{
     Abort, After, Codes, Disconnect, DisconnectMode, Distribution, Fail, FaultPlan, Faults, Latency,
-    MessageCap, Phase, RateLimit, StreamTimeout,
+    MessageCap, Phase, RateLimit, StreamTimeout, UpstreamCut, UpstreamFault,
 };
 use super::sample::stream_rng;
 use super::tally::{FaultKind, FaultTally};
@@ -28,6 +28,8 @@ use crate::proto::MethodEntry;
 
 /// Distinguishes chaos draws from other per-stream draws.
 const CHAOS_RNG: u64 = 4;
+/// Distinguishes the draws of delays on the client's messages.
+const REQUEST_RNG: u64 = 5;
 
 /// When a mid-stream fault strikes, drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,10 @@ pub struct StreamFaults {
     pub per_message_latency: Option<Distribution>,
     pub fail: Option<(Trigger, Status)>,
     pub disconnect: Option<(Trigger, DisconnectMode)>,
+    /// Break the proxy's connection to its upstream (proxied streams only).
+    pub upstream: Option<(Trigger, UpstreamCut)>,
+    /// Delays on the client's messages before they are handed on.
+    pub request_delays: Option<RequestDelays>,
     pub message_cap: Option<MessageCap>,
     pub inbound_cap: Option<u64>,
     pub stream_timeout: Option<StreamTimeout>,
@@ -58,15 +64,27 @@ pub struct StreamFaults {
     pub rng: StdRng,
 }
 
+/// The latency on a stream's inbound messages, with draws of its own so it does not disturb
+/// the outbound schedule's.
+#[derive(Debug)]
+pub struct RequestDelays {
+    pub first_message: Option<Distribution>,
+    pub per_message: Option<Distribution>,
+    pub rng: StdRng,
+}
+
 /// What was drawn for a stream, small enough to keep while it lives (listed by `/streams`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FaultSummary {
     pub fail: Option<(Trigger, Code)>,
     pub disconnect: Option<(Trigger, FaultKind)>,
+    pub upstream: Option<(Trigger, UpstreamCut)>,
     pub message_cap: Option<u64>,
     pub stream_timeout: Option<Duration>,
     /// Messages are delayed by injected latency.
     pub delayed: bool,
+    /// The client's messages are delayed by injected latency.
+    pub requests_delayed: bool,
     pub messages_per_second: Option<u32>,
 }
 
@@ -80,6 +98,9 @@ impl FaultSummary {
         if let Some((trigger, kind)) = self.disconnect {
             lines.push(format!("{} {trigger}", kind.name()));
         }
+        if let Some((trigger, cut)) = self.upstream {
+            lines.push(format!("upstream {} {trigger}", cut.name()));
+        }
         if let Some(max) = self.message_cap {
             lines.push(format!("message cap {max}"));
         }
@@ -88,6 +109,9 @@ impl FaultSummary {
         }
         if self.delayed {
             lines.push("latency".to_owned());
+        }
+        if self.requests_delayed {
+            lines.push("request latency".to_owned());
         }
         if let Some(rate) = self.messages_per_second {
             lines.push(format!("paced at {rate} messages/s"));
@@ -111,19 +135,22 @@ impl StreamFaults {
         FaultSummary {
             fail: self.fail.as_ref().map(|(trigger, status)| (*trigger, status.code())),
             disconnect: self.disconnect.map(|(trigger, mode)| (trigger, FaultKind::from(mode))),
+            upstream: self.upstream,
             message_cap: self.message_cap.map(|cap| cap.max),
             stream_timeout: self.stream_timeout.map(|timeout| timeout.after),
             delayed: self.first_message_latency.is_some() || self.per_message_latency.is_some(),
+            requests_delayed: self.request_delays.is_some(),
             messages_per_second: self.messages_per_second,
         }
     }
 
-    /// True when nothing needs to watch the stream's messages.
+    /// True when nothing needs to watch the stream's outbound messages.
     pub fn is_quiet(&self) -> bool {
         self.first_message_latency.is_none()
             && self.per_message_latency.is_none()
             && self.fail.is_none()
             && self.disconnect.is_none()
+            && self.upstream.is_none()
             && self.message_cap.is_none()
             && self.stream_timeout.is_none()
             && self.messages_per_second.is_none()
@@ -200,25 +227,27 @@ impl ChaosEngine {
     }
 
     /// Draws the faults for a new stream of `method`.
-    pub fn draw(&self, method: &MethodEntry, stream_id: u64, metadata: &MetadataMap) -> StreamFaults {
+    pub fn draw(&self, method: &MethodEntry, stream_id: u64, headers: &HeaderMap) -> StreamFaults {
         let plan = self.plan();
         let mut rng = stream_rng(plan.seed, stream_id, CHAOS_RNG);
+        let request_rng = || stream_rng(plan.seed, stream_id, REQUEST_RNG);
         if !self.enabled() {
             // Chaos switched off: the base layer's stream limits still hold.
-            let mut drawn = StreamFaults::draw(&resolve(&plan, Layers::BaseOnly, method), &mut rng);
+            let mut drawn =
+                StreamFaults::draw(&resolve(&plan, Layers::BaseOnly, method), &mut rng, request_rng);
             drawn.rng = rng;
             return drawn;
         }
         let phase = self.current_phase(&plan).and_then(|index| plan.phases.get(index));
         let faults = resolve(&plan, Layers::All { phase }, method);
-        let mut drawn = StreamFaults::draw(&faults, &mut rng);
+        let mut drawn = StreamFaults::draw(&faults, &mut rng, request_rng);
         if drawn.abort.is_none() {
             drawn.abort = self
                 .rate_limited(&plan, method, faults.rate_limit.and_then(|limit| limit.calls_per_second))
                 .map(|status| (FaultKind::RateLimited, status));
         }
         if plan.header_faults {
-            apply_header_faults(&mut drawn, metadata);
+            apply_header_faults(&mut drawn, headers);
         }
         drawn.rng = rng;
         drawn
@@ -275,6 +304,8 @@ struct Resolved<'a> {
     abort: Option<&'a Abort>,
     fail: Option<&'a Fail>,
     disconnect: Option<&'a Disconnect>,
+    request_latency: Option<&'a Latency>,
+    upstream: Option<&'a UpstreamFault>,
     message_cap: Option<MessageCap>,
     inbound_cap: Option<u64>,
     stream_timeout: Option<StreamTimeout>,
@@ -289,6 +320,8 @@ impl<'a> Resolved<'a> {
         self.abort = self.abort.or(set.abort.as_ref());
         self.fail = self.fail.or(set.fail.as_ref());
         self.disconnect = self.disconnect.or(set.disconnect.as_ref());
+        self.request_latency = self.request_latency.or(set.request_latency.as_ref());
+        self.upstream = self.upstream.or(set.upstream.as_ref());
         self.message_cap = self.message_cap.or(set.message_cap);
         self.inbound_cap = self.inbound_cap.or(set.inbound_cap);
         self.stream_timeout = self.stream_timeout.or(set.stream_timeout);
@@ -344,6 +377,8 @@ impl StreamFaults {
             per_message_latency: None,
             fail: None,
             disconnect: None,
+            upstream: None,
+            request_delays: None,
             message_cap: None,
             inbound_cap: None,
             stream_timeout: None,
@@ -353,8 +388,9 @@ impl StreamFaults {
         }
     }
 
-    /// Draws in a fixed order (abort, fail, disconnect), so draws line up across runs.
-    fn draw(faults: &Resolved<'_>, rng: &mut StdRng) -> Self {
+    /// Draws in a fixed order (abort, fail, disconnect, upstream), so draws line up across runs;
+    /// the delays on the client's messages draw from `request_rng`.
+    fn draw(faults: &Resolved<'_>, rng: &mut StdRng, request_rng: impl FnOnce() -> StdRng) -> Self {
         let mut drawn = Self::none(stream_rng(0, 0, 0));
         drawn.cut_linger = faults.cut_linger;
         drawn.abort = faults.abort.and_then(|abort| {
@@ -375,6 +411,19 @@ impl StreamFaults {
         drawn.disconnect = faults.disconnect.and_then(|disconnect| {
             rng.random_bool(disconnect.rate.clamp(0.0, 1.0))
                 .then(|| (trigger(&disconnect.after, rng), disconnect.mode))
+        });
+        drawn.upstream = faults.upstream.and_then(|upstream| {
+            rng.random_bool(upstream.rate.clamp(0.0, 1.0))
+                .then(|| (trigger(&upstream.after, rng), upstream.mode))
+        });
+        drawn.request_delays = faults.request_latency.and_then(|latency| {
+            let first_message = latency.first_message.clone().filter(Distribution::delays);
+            let per_message = latency.per_message.clone().filter(Distribution::delays);
+            (first_message.is_some() || per_message.is_some()).then(|| RequestDelays {
+                first_message,
+                per_message,
+                rng: request_rng(),
+            })
         });
         if let Some(latency) = faults.latency {
             drawn.first_message_latency = latency.first_message.clone().filter(Distribution::delays);
@@ -411,7 +460,7 @@ fn pick_code(codes: &Codes, rng: &mut StdRng) -> Code {
 }
 
 /// `x-streamstorm-*` request headers, when the profile allows them, override drawn faults.
-fn apply_header_faults(faults: &mut StreamFaults, metadata: &MetadataMap) {
+fn apply_header_faults(faults: &mut StreamFaults, metadata: &HeaderMap) {
     let number = |name: &str| {
         metadata.get(name).and_then(|value| value.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
     };

@@ -97,6 +97,11 @@ pub struct Faults {
     pub abort: Option<Abort>,
     pub fail: Option<Fail>,
     pub disconnect: Option<Disconnect>,
+    /// Latency before each of the client's messages is handed on (`latency` with
+    /// `direction: request`): to the responder under `serve`, to the upstream under `proxy`.
+    pub request_latency: Option<Latency>,
+    /// The proxy's connection to its upstream, broken part-way (`streamstorm proxy` only).
+    pub upstream: Option<UpstreamFault>,
     pub message_cap: Option<MessageCap>,
     /// Inbound messages accepted before the stream ends with `RESOURCE_EXHAUSTED`.
     pub inbound_cap: Option<u64>,
@@ -194,6 +199,33 @@ pub enum DisconnectMode {
     Stall,
     /// The whole connection stops reading, writing and answering pings.
     Blackhole,
+}
+
+/// Breaks the proxy's connection to its upstream part-way, as a backend crash would.
+#[derive(Debug, Clone)]
+pub struct UpstreamFault {
+    pub rate: Rate,
+    pub after: After,
+    pub mode: UpstreamCut,
+}
+
+/// How the proxy breaks its connection to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamCut {
+    /// Closed with a TCP RST: the upstream sees its connection reset.
+    Reset,
+    /// Closed with a FIN and no GOAWAY, as when a backend's process dies.
+    Close,
+}
+
+impl UpstreamCut {
+    /// The name used in profiles, logs and statuses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reset => "reset",
+            Self::Close => "close",
+        }
+    }
 }
 
 /// At most `max` messages sent, then the stream ends with `code` (OK by default).

@@ -39,10 +39,12 @@ pub enum FaultKind {
     Latency,
     /// A connection drained with GOAWAY for reaching its maximum age.
     MaxAge,
+    /// The proxy's connection to its upstream broken part-way.
+    Upstream,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         Self::Abort,
         Self::Fail,
         Self::ResetStream,
@@ -56,6 +58,7 @@ impl FaultKind {
         Self::RateLimited,
         Self::Latency,
         Self::MaxAge,
+        Self::Upstream,
     ];
 
     /// The name used in metrics labels, reports and profiles.
@@ -74,6 +77,7 @@ impl FaultKind {
             Self::RateLimited => "rate_limited",
             Self::Latency => "latency",
             Self::MaxAge => "max_age",
+            Self::Upstream => "upstream",
         }
     }
 }
@@ -259,8 +263,11 @@ fn series(faults: &Faults) -> Vec<(FaultKind, Option<Code>)> {
     if faults.rate_limit.is_some_and(|limit| limit.calls_per_second.is_some()) {
         series.push((FaultKind::RateLimited, Some(Code::ResourceExhausted)));
     }
-    if faults.latency.is_some() {
+    if faults.latency.is_some() || faults.request_latency.is_some() {
         series.push((FaultKind::Latency, None));
+    }
+    if faults.upstream.is_some() {
+        series.push((FaultKind::Upstream, Some(Code::Unavailable)));
     }
     series
 }

@@ -4,6 +4,7 @@
 //! cannot be written), 130 a second interrupt.
 
 mod client_tls;
+mod proxy;
 mod serve;
 mod simulate;
 
@@ -17,6 +18,7 @@ use crate::diagnostic::Problems;
 use crate::validate;
 
 pub use client_tls::{ClientTlsFlags, client_tls};
+pub use proxy::{ProxyArgs, assemble_proxy};
 pub use serve::{AssembleError, AssembledServer, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
 pub use simulate::{SimulateArgs, SimulateError, run_simulation};
 
@@ -47,6 +49,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Check protos, stubs, scripts and profiles; report every error with file:line:col; start nothing.
     Validate(ValidateArgs),
+    /// Relay every call to a real gRPC server (--upstream), with the profile's chaos injected
+    /// into the relayed streams.
+    Proxy(ProxyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Validate(args) => Ok(validate_files(&args)),
+        Command::Proxy(args) => proxy::proxy(args).await,
     }
 }
 

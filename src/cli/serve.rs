@@ -267,8 +267,8 @@ pub struct AssembledServer {
     /// Scripts bound to a method by their path, loaded at start (scripts a stub names are
     /// counted with their stub).
     pub script_count: usize,
-    stub_reloader: Option<StubReloader>,
-    profile_reloader: Option<ProfileReloader>,
+    pub(super) stub_reloader: Option<StubReloader>,
+    pub(super) profile_reloader: Option<ProfileReloader>,
 }
 
 impl AssembledServer {
@@ -357,6 +357,7 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
     let catalog = Arc::new(MethodCatalog::new(&pool, BUILTIN_SERVICE_PREFIXES));
     if let Some(profile) = profile {
         let mut problems = check_methods(profile, &catalog);
+        problems.extend(profile.check_mock_faults());
         problems.extend(crate::judge::resume::check(profile, &catalog));
         if !problems.is_empty() {
             return Err(problems.into());
@@ -378,16 +379,7 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
         target: stubs,
     });
     let server = BoundServer::bind_with(&mut pool, settings, responder).await.map_err(anyhow::Error::from)?;
-    let metrics = profile.map(|profile| profile.metrics).unwrap_or_default();
-    let telemetry_state = TelemetryState {
-        prometheus,
-        server: Some(server.handle()),
-        chaos: chaos.clone(),
-        admin_writable: metrics.admin_writable,
-    };
-    let metrics_listen = args.metrics_listen.or(metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
-    let telemetry =
-        TelemetryEndpoint::bind(metrics_listen, telemetry_state).await.map_err(anyhow::Error::from)?;
+    let telemetry = bind_telemetry(&server, prometheus, chaos.clone(), profile, args.metrics_listen).await?;
     Ok(AssembledServer {
         server,
         telemetry,
@@ -398,6 +390,26 @@ pub async fn assemble(args: &ServeArgs, profile: Option<&Profile>) -> Result<Ass
         stub_reloader,
         profile_reloader,
     })
+}
+
+/// The metrics, live streams and admin listener of `server`, on the flag's address, else the
+/// profile's, else the default.
+pub(super) async fn bind_telemetry(
+    server: &BoundServer,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    chaos: Option<Arc<ChaosEngine>>,
+    profile: Option<&Profile>,
+    listen_flag: Option<SocketAddr>,
+) -> anyhow::Result<TelemetryEndpoint> {
+    let metrics = profile.map(|profile| profile.metrics).unwrap_or_default();
+    let state = TelemetryState {
+        prometheus,
+        server: Some(server.handle()),
+        chaos,
+        admin_writable: metrics.admin_writable,
+    };
+    let listen = listen_flag.or(metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
+    Ok(TelemetryEndpoint::bind(listen, state).await?)
 }
 
 /// `streamstorm serve`: assemble, announce, serve until SIGINT/SIGTERM.
@@ -411,13 +423,8 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(AssembleError::Invalid(problems)) => return Ok(report_problems(&problems)),
         Err(AssembleError::Failed(error)) => return Err(error),
     };
-    info!(seed = assembled.seed, "Random draws use this seed (set it with --seed to repeat a run).");
     let handle = assembled.server.handle();
-    let (transport, scheme) = match assembled.server.tls() {
-        None => ("", ""),
-        Some(tls) if tls.is_mutual() => (" over mTLS (client certificates required)", "https://"),
-        Some(_) => (" over TLS", "https://"),
-    };
+    let (transport, scheme) = transport(&assembled.server);
     let banner = format!(
         "streamstorm serving {} services ({} methods, {} stubs, {} scripts){transport} on {scheme}{}\nmetrics on http://{}/metrics\n",
         handle.catalog.services().len(),
@@ -427,19 +434,40 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         assembled.server.local_addr(),
         assembled.telemetry.local_addr()
     );
+    run_until_stopped(assembled, &banner, args.duration, args.report.as_deref()).await
+}
+
+/// How clients reach a bound server: words for the banner, and the URL scheme.
+pub(super) fn transport(server: &BoundServer) -> (&'static str, &'static str) {
+    match server.tls() {
+        None => ("", ""),
+        Some(tls) if tls.is_mutual() => (" over mTLS (client certificates required)", "https://"),
+        Some(_) => (" over TLS", "https://"),
+    }
+}
+
+/// Prints `banner`, then runs `assembled` until SIGINT/SIGTERM or `duration`; then, when the
+/// run is judged (a duration, a report, or expectations), prints the verdicts, writes the
+/// report, and exits 1 when an expectation failed.
+pub(super) async fn run_until_stopped(
+    assembled: AssembledServer,
+    banner: &str,
+    duration: Option<Duration>,
+    report_path: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    info!(seed = assembled.seed, "Random draws use this seed (set it with --seed to repeat a run).");
+    let handle = assembled.server.handle();
     // One write, and a closed stdout is no reason to stop serving: a supervisor that reads the
     // first line and closes the pipe must not take the server down.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
-    let judged =
-        args.duration.is_some() || args.report.is_some() || !handle.judge.settings().expect.is_empty();
+    let judged = duration.is_some() || report_path.is_some() || !handle.judge.settings().expect.is_empty();
     let shutdown = CancellationToken::new();
     let signalled = CancellationToken::new();
     tokio::spawn(cancel_on_signal(signalled.clone()));
     let stop = shutdown.clone();
     let until_signal = signalled.clone();
-    let duration = args.duration;
     let judge = handle.judge.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -457,7 +485,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let report = handle.judge.report(signalled.is_cancelled(), false);
     print!("{}", report.describe());
-    if let Some(path) = &args.report {
+    if let Some(path) = report_path {
         let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the report to {}", path.display()))?;

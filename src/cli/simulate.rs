@@ -18,11 +18,12 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
 
 use super::client_tls::{ClientTlsFlags, client_tls};
+use super::proxy::{ProxyArgs, assemble_proxy};
 use super::serve::{AssembleError, DEFAULT_METRICS_LISTEN, DefaultMode, ServeArgs, assemble};
 use super::{EXIT_THRESHOLDS_FAILED, cancel_on_signal, report_problems};
 use crate::client::{self, ClientTls, LoadSettings, channels, compile_scenarios, pool_from_reflection};
 use crate::config::load::{DEFAULT_DURATION, LoadPlan, LoadTarget, compile_load};
-use crate::config::{Profile, check_paths, load_profile};
+use crate::config::{Profile, UpstreamTarget, check_paths, load_profile};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::report::progress::{Progress, ProgressMode, default_interval};
@@ -42,8 +43,12 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE")]
     pub profile: PathBuf,
     /// Drive a running server at host:port instead of the profile's server in-process.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "upstream")]
     pub target: Option<String>,
+    /// Run the embedded server as a proxy in front of this real server (HOST:PORT), so the
+    /// profile's chaos acts on its streams; overrides load.upstream.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: Option<UpstreamTarget>,
     /// How long to drive the load (e.g. 20s, 2m); overrides load.duration [default: 30s].
     #[arg(long, value_parser = crate::config::values::duration_flag)]
     pub duration: Option<Duration>,
@@ -94,6 +99,7 @@ impl SimulateArgs {
         Self {
             profile: profile.into(),
             target: None,
+            upstream: None,
             duration: None,
             report: None,
             plot: None,
@@ -199,9 +205,14 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         LoadTarget::Embedded => None,
         LoadTarget::Address(address) => Some(address.clone()),
     });
+    let upstream = args.upstream.clone().or(plan.upstream.clone()).filter(|_| target.is_none());
     let (driven, tls) = match target {
         None => {
-            let server = Box::new(embedded_server(args, &profile, &plan, seed).await?);
+            let server = match &upstream {
+                None => embedded_server(args, &profile, &plan, seed).await?,
+                Some(upstream) => embedded_proxy(args, &profile, seed, upstream).await?,
+            };
+            let server = Box::new(server);
             (Driven::Embedded { server }, client_tls(&args.tls_flags(), &profile, &plan, true)?)
         }
         Some(address) => {
@@ -211,6 +222,13 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         }
     };
     let (address, catalog_view) = match &driven {
+        Driven::Embedded { server } if upstream.is_some() => {
+            // The scenarios' methods are the real server's: from protos, or its reflection
+            // through the proxy.
+            let address = server.server.local_addr().to_string();
+            let catalog = target_catalog(args, &profile, &plan, &address, tls.as_ref()).await?;
+            (address, Arc::new(catalog))
+        }
         Driven::Embedded { server } => {
             (server.server.local_addr().to_string(), server.server.handle().catalog)
         }
@@ -224,7 +242,11 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
             let chaos = server.chaos.clone();
             let judge = server.server.handle().judge;
             let task = tokio::spawn(server.run(shutdown.clone()));
-            (Some(task), chaos, Some(judge), format!("embedded ({address})"))
+            let name = match &upstream {
+                None => format!("embedded ({address})"),
+                Some(upstream) => format!("{upstream} through the embedded proxy ({address})"),
+            };
+            (Some(task), chaos, Some(judge), name)
         }
         Driven::Target { .. } => {
             let listen = args.metrics_listen.or(profile.metrics.listen).unwrap_or(DEFAULT_METRICS_LISTEN);
@@ -325,6 +347,29 @@ async fn embedded_server(
         ..ServeArgs::default()
     };
     Ok(assemble(&serve, Some(profile)).await?)
+}
+
+/// A proxy in front of `upstream`, bound as the embedded server would be.
+async fn embedded_proxy(
+    args: &SimulateArgs,
+    profile: &Profile,
+    seed: u64,
+    upstream: &UpstreamTarget,
+) -> Result<crate::cli::AssembledServer, SimulateError> {
+    let listen =
+        args.listen.or(profile.proxy.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let proxy = ProxyArgs {
+        upstream: Some(upstream.clone()),
+        profile: Some(args.profile.clone()),
+        listen: Some(listen),
+        metrics_listen: args.metrics_listen,
+        protos: args.protos.clone(),
+        import_paths: args.import_paths.clone(),
+        seed: Some(seed),
+        shutdown_grace: Some(EMBEDDED_SHUTDOWN_GRACE),
+        ..ProxyArgs::default()
+    };
+    Ok(assemble_proxy(&proxy, Some(profile)).await?)
 }
 
 /// The target's methods: from `--protos`, the profile's `server.protos`, or reflection.

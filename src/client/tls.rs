@@ -76,6 +76,20 @@ impl ClientTls {
     pub fn connector(&self) -> TlsConnector {
         TlsConnector { tls: self.clone() }
     }
+
+    /// The TLS handshake over `tcp` with the server at `host` (or the configured name).
+    pub async fn handshake<IO>(&self, host: &str, tcp: IO) -> std::io::Result<TlsStream<IO>>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+        let server_name = match &self.server_name {
+            Some(name) => name.clone(),
+            None => ServerName::try_from(host.to_owned())
+                .map_err(|error| invalid(format!("{host} is not a TLS server name: {error}")))?,
+        };
+        tokio_rustls::TlsConnector::from(self.config.clone()).connect(server_name, tcp).await
+    }
 }
 
 /// Dials `host:port` from the URI and runs the TLS handshake on the connection.
@@ -102,15 +116,9 @@ impl tower::Service<http::Uri> for TlsConnector {
             let host = uri.host().ok_or_else(|| invalid(format!("no host in {uri}")))?;
             let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
             let port = uri.port_u16().unwrap_or(443);
-            let server_name = match tls.server_name {
-                Some(name) => name,
-                None => ServerName::try_from(host.clone())
-                    .map_err(|error| invalid(format!("{host} is not a TLS server name: {error}")))?,
-            };
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
-            let stream = tokio_rustls::TlsConnector::from(tls.config).connect(server_name, tcp).await?;
-            Ok(TokioIo::new(stream))
+            Ok(TokioIo::new(tls.handshake(&host, tcp).await?))
         })
     }
 }

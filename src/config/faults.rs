@@ -12,15 +12,40 @@ use super::reader::{Reader, join};
 use super::{protocol, values};
 use crate::chaos::plan::{
     Abort, ConnectionFaults, Disconnect, DisconnectMode, Fail, FaultPlan, Faults, Latency, MessageCap,
-    MethodMatch, Phase, RateLimit, Rule, StreamTimeout,
+    MethodMatch, Phase, RateLimit, Rule, StreamTimeout, UpstreamCut, UpstreamFault,
 };
 use crate::document::{Node, NodeValue};
 
+/// Which messages a `latency` delays.
+enum Direction {
+    /// The server's (the default).
+    Response,
+    /// The client's.
+    Request,
+}
+
+/// `value` as one of the `known` names, or why not.
+fn one_of(value: &Node, known: &[&'static str], what: &str) -> Result<&'static str, String> {
+    let found = value.as_str().and_then(|name| known.iter().find(|known| **known == name));
+    found.copied().ok_or_else(|| format!("not a {what}: {value} (expected one of: {})", known.join(", ")))
+}
+
 /// The keys that set a fault, in rules and phases alike.
-pub(super) const FAULT_FIELDS: &[&str] =
-    &["latency", "abort", "fail", "disconnect", "message_cap", "inbound_cap", "stream_timeout", "rate_limit"];
+pub(super) const FAULT_FIELDS: &[&str] = &[
+    "latency",
+    "abort",
+    "fail",
+    "disconnect",
+    "upstream",
+    "message_cap",
+    "inbound_cap",
+    "stream_timeout",
+    "rate_limit",
+];
 const CHAOS_FIELDS: &[&str] = &["seed", "header_faults", "connections", "linger", "rules", "phases"];
 const DISCONNECT_MODES: &[&str] = &["reset_stream", "goaway", "tcp_reset", "stall", "blackhole"];
+const UPSTREAM_MODES: &[&str] = &["reset", "close"];
+const LATENCY_DIRECTIONS: &[&str] = &["response", "request"];
 /// HTTP/2 `CANCEL`, what a client sees when a server gives up on a stream.
 const DEFAULT_H2_CODE: u32 = 8;
 
@@ -99,8 +124,19 @@ impl Reader<'_> {
     /// The fault keys of a rule or phase; the caller has already checked for unknown keys.
     pub(super) fn faults(&mut self, node: &Node, field: &str) -> Faults {
         let at = |key: &str| node.get(key).map(|value| (value, join(field, key)));
+        let (latency, request_latency) =
+            match at("latency").and_then(|(value, field)| self.latency(value, &field)) {
+                Some((latency, Direction::Request)) => (None, Some(latency)),
+                Some((latency, Direction::Response)) => (Some(latency), None),
+                None => (None, None),
+            };
         Faults {
-            latency: at("latency").and_then(|(value, field)| self.latency(value, &field)),
+            latency,
+            request_latency,
+            upstream: at("upstream").and_then(|(value, field)| {
+                self.proxy_only.push((field.clone(), value.at));
+                self.upstream(value, &field)
+            }),
             abort: at("abort").and_then(|(value, field)| self.abort(value, &field)),
             fail: at("fail").and_then(|(value, field)| self.fail(value, &field)),
             disconnect: at("disconnect").and_then(|(value, field)| self.disconnect(value, &field)),
@@ -112,8 +148,21 @@ impl Reader<'_> {
         }
     }
 
-    fn latency(&mut self, node: &Node, field: &str) -> Option<Latency> {
-        self.mapping(node, field, &["first_message", "per_message"])?;
+    /// A latency and the direction it delays: the server's messages (`response`, the default)
+    /// or the client's (`request`).
+    fn latency(&mut self, node: &Node, field: &str) -> Option<(Latency, Direction)> {
+        self.mapping(node, field, &["first_message", "per_message", "direction"])?;
+        let direction = match node.get("direction") {
+            None => Direction::Response,
+            Some(direction) => {
+                match self.parse(direction, &join(field, "direction"), |value| {
+                    one_of(value, LATENCY_DIRECTIONS, "direction")
+                })? {
+                    "request" => Direction::Request,
+                    _ => Direction::Response,
+                }
+            }
+        };
         let mut draw =
             |key: &str| node.get(key).and_then(|value| self.distribution(value, &join(field, key)));
         let latency = Latency { first_message: draw("first_message"), per_message: draw("per_message") };
@@ -124,7 +173,25 @@ impl Reader<'_> {
                 "set first_message, per_message or both (e.g. per_message: 10ms..100ms)",
             );
         }
-        Some(latency)
+        Some((latency, direction))
+    }
+
+    /// `upstream: { rate, after_messages | after, mode: reset | close }`.
+    fn upstream(&mut self, node: &Node, field: &str) -> Option<UpstreamFault> {
+        self.mapping(node, field, &["rate", "after_messages", "after", "mode"])?;
+        let rate = self.required(node, field, "rate", "1%", values::rate);
+        let after = self.after(node, field);
+        let mode = match node.get("mode") {
+            None => Some("reset"),
+            Some(mode) => {
+                self.parse(mode, &join(field, "mode"), |mode| one_of(mode, UPSTREAM_MODES, "upstream mode"))
+            }
+        };
+        let mode = match mode? {
+            "close" => UpstreamCut::Close,
+            _ => UpstreamCut::Reset,
+        };
+        Some(UpstreamFault { rate: rate?, after: after?, mode })
     }
 
     fn abort(&mut self, node: &Node, field: &str) -> Option<Abort> {
@@ -163,14 +230,8 @@ impl Reader<'_> {
         let after = self.after(node, field);
         let mode = match node.get("mode") {
             None => Some("reset_stream"),
-            Some(mode) => self.parse(mode, &join(field, "mode"), |mode| {
-                let known =
-                    mode.as_str().and_then(|name| DISCONNECT_MODES.iter().find(|known| **known == name));
-                let expected = DISCONNECT_MODES.join(", ");
-                known
-                    .copied()
-                    .ok_or_else(|| format!("not a disconnect mode: {mode} (expected one of: {expected})"))
-            }),
+            Some(mode) => self
+                .parse(mode, &join(field, "mode"), |mode| one_of(mode, DISCONNECT_MODES, "disconnect mode")),
         };
         let h2_code = self.optional(node, field, "h2_code", protocol::h2_code);
         let grace = self.optional(node, field, "grace", values::duration);

@@ -28,6 +28,7 @@ pub const DEFAULT_CONNECTIONS: usize = 4;
 
 const LOAD_FIELDS: &[&str] = &[
     "target",
+    "upstream",
     "duration",
     "calls",
     "connections",
@@ -62,6 +63,9 @@ const RECONNECT_FIELDS: &[&str] =
 pub struct LoadPlan {
     /// Where the traffic goes.
     pub target: LoadTarget,
+    /// A real server the embedded server relays to as `streamstorm proxy` would, so the
+    /// chaos acts on the real server's streams (`load.upstream`, `simulate --upstream`).
+    pub upstream: Option<super::UpstreamTarget>,
     /// How long the run lasts; `None` when the profile does not say (see [`DEFAULT_DURATION`]).
     pub duration: Option<Duration>,
     /// A total number of call attempts after which the run ends (whichever comes first).
@@ -247,6 +251,7 @@ pub fn compile_load_node(file: &Path, node: &Node) -> Result<LoadPlan, Problems>
 fn empty_plan() -> LoadPlan {
     LoadPlan {
         target: LoadTarget::Embedded,
+        upstream: None,
         duration: None,
         calls: None,
         connections: DEFAULT_CONNECTIONS,
@@ -303,6 +308,7 @@ impl Reader<'_> {
         let embedded = node.get("embedded").and_then(|embedded| self.embedded(embedded));
         let plan = LoadPlan {
             target: self.optional(node, "load", "target", target).unwrap_or(defaults.target),
+            upstream: self.optional(node, "load", "upstream", |node| values::text(node)?.trim().parse()),
             duration: self.optional(node, "load", "duration", values::positive_duration),
             calls: self.optional(node, "load", "calls", values::count).filter(|calls| *calls > 0),
             connections: self
@@ -318,7 +324,7 @@ impl Reader<'_> {
                 .get("thresholds")
                 .map(|thresholds| self.thresholds(thresholds, "load.thresholds"))
                 .unwrap_or_default(),
-            tls: node.get("tls").and_then(|tls| self.load_tls(tls)),
+            tls: node.get("tls").and_then(|tls| self.client_tls_at(tls, "load.tls")),
         };
         Some(plan)
     }

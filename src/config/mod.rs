@@ -16,6 +16,7 @@ mod live_cut;
 pub mod load;
 mod profile;
 pub mod protocol;
+pub mod proxy;
 mod reader;
 pub mod reload;
 pub mod tls;
@@ -30,6 +31,7 @@ use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, Position, read_documents};
 use crate::proto::MethodCatalog;
 use crate::stub::compile::resolve_service;
+pub use proxy::{ProxySection, UpstreamTarget};
 
 pub use live_cut::live_cut_request;
 pub use tls::server_tls;
@@ -38,7 +40,7 @@ pub use tls::server_tls;
 pub const PATH_KEYS: &[&str] = &["protos", "import_paths", "stubs"];
 
 /// The top-level sections of a profile.
-pub const SECTIONS: &[&str] = &["server", "chaos", "metrics", "load", "clients", "expect"];
+pub const SECTIONS: &[&str] = &["server", "proxy", "chaos", "metrics", "load", "clients", "expect"];
 
 /// A compiled profile.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Profile {
     /// The file it was read from.
     pub file: PathBuf,
     pub server: ServerSection,
+    /// Where `streamstorm proxy` relays to.
+    pub proxy: ProxySection,
     /// The faults to inject. When the profile sets no `chaos.seed`, one was drawn at load.
     pub chaos: FaultPlan,
     pub metrics: MetricsSection,
@@ -57,6 +61,21 @@ pub struct Profile {
     pub expect: Vec<clients::Expectation>,
     /// Where each rule's `match.method` was written, to check against the protos once loaded.
     pub method_references: Vec<MethodReference>,
+    /// Where faults only `streamstorm proxy` can inject (`upstream`) were written, with their
+    /// field paths: `serve` refuses them.
+    pub proxy_only_faults: Vec<(String, Position)>,
+}
+
+impl Profile {
+    /// A problem for each fault only a proxy can inject, for commands that run the mock.
+    pub fn check_mock_faults(&self) -> Problems {
+        let why = "an upstream fault breaks a proxy's connection to its upstream: run this profile with `streamstorm proxy` or `simulate --upstream`";
+        let problems = self
+            .proxy_only_faults
+            .iter()
+            .map(|(field, at)| Problem::at(&self.file, at.line, at.column, why).with_field(field));
+        Problems(problems.collect())
+    }
 }
 
 /// `server`: what to serve and how much of it.

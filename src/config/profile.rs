@@ -56,6 +56,7 @@ pub(super) fn compile_leniently(file: &Path, documents: &[Node]) -> (Option<Prof
     }
     let mut method_references = Vec::new();
     let server = document.get("server").and_then(|server| reader.server(server)).unwrap_or_default();
+    let proxy = document.get("proxy").and_then(|proxy| reader.proxy(proxy)).unwrap_or_default();
     let chaos = reader.chaos(document.get("chaos"), &mut method_references);
     let metrics = document.get("metrics").and_then(|metrics| reader.metrics(metrics)).unwrap_or_default();
     // Kept as written: the load client reads it.
@@ -80,12 +81,14 @@ pub(super) fn compile_leniently(file: &Path, documents: &[Node]) -> (Option<Prof
     let profile = Profile {
         file: file.to_path_buf(),
         server,
+        proxy,
         chaos,
         metrics,
         load,
         clients,
         expect,
         method_references,
+        proxy_only_faults: std::mem::take(&mut reader.proxy_only),
     };
     // In the order a reader of the file meets them.
     reader.problems.0.sort_by_key(|problem| (problem.line, problem.column));
@@ -113,7 +116,7 @@ impl Reader<'_> {
             stubs,
             limits: limits.unwrap_or_default(),
             shutdown_grace: self.optional(node, "server", "shutdown_grace", values::duration),
-            tls: node.get("tls").and_then(|tls| self.server_tls(tls)),
+            tls: node.get("tls").and_then(|tls| self.server_tls_at(tls, "server.tls")),
             path_references,
         })
     }
@@ -137,7 +140,7 @@ impl Reader<'_> {
     }
 
     /// One path or a list of them, each resolved against the profile's directory.
-    fn paths(&mut self, map: &Node, field: &str, key: &str) -> Vec<PathReference> {
+    pub(super) fn paths(&mut self, map: &Node, field: &str, key: &str) -> Vec<PathReference> {
         let Some(node) = map.get(key) else { return Vec::new() };
         let field = join(field, key);
         let base = self.file().parent().unwrap_or(Path::new(""));

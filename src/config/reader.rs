@@ -12,6 +12,8 @@ use crate::document::{Key, Node, Position};
 pub(super) struct Reader<'a> {
     file: &'a Path,
     pub(super) problems: Problems,
+    /// Where faults that only a proxy can inject (`upstream`) were written.
+    pub(super) proxy_only: Vec<(String, Position)>,
 }
 
 /// `parent.key`, or `key` at the top level.
@@ -21,7 +23,7 @@ pub(super) fn join(parent: &str, key: &str) -> String {
 
 impl<'a> Reader<'a> {
     pub(super) fn new(file: &'a Path) -> Self {
-        Self { file, problems: Problems::default() }
+        Self { file, problems: Problems::default(), proxy_only: Vec::new() }
     }
 
     pub(super) fn file(&self) -> &'a Path {

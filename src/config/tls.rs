@@ -71,8 +71,8 @@ pub fn server_tls(profile: &Profile) -> Result<Option<ServerTls>, Problems> {
 }
 
 impl Reader<'_> {
-    pub(super) fn server_tls(&mut self, node: &Node) -> Option<TlsSection> {
-        let field = "server.tls";
+    /// A server's TLS section (`server.tls`, `proxy.tls`) at `field`.
+    pub(super) fn server_tls_at(&mut self, node: &Node, field: &str) -> Option<TlsSection> {
         self.mapping(node, field, SERVER_TLS_FIELDS)?;
         for key in ["cert", "key"] {
             if node.get(key).is_none() {
@@ -91,8 +91,8 @@ impl Reader<'_> {
         })
     }
 
-    pub(super) fn load_tls(&mut self, node: &Node) -> Option<TlsSection> {
-        let field = "load.tls";
+    /// A client's TLS section (`load.tls`, `proxy.upstream_tls`) at `field`.
+    pub(super) fn client_tls_at(&mut self, node: &Node, field: &str) -> Option<TlsSection> {
         self.mapping(node, field, LOAD_TLS_FIELDS)?;
         match (node.get("cert"), node.get("key")) {
             (Some(_), None) => {

@@ -16,6 +16,7 @@
 //! its transport through [`StreamControl`] and [`ConnectionControl`].
 
 pub mod control;
+pub mod inbound;
 mod live;
 pub mod schedule;
 
@@ -30,10 +31,11 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 pub use control::{ConnectionCutOnce, ConnectionCutShare, CutRequest, StreamControl};
+pub use inbound::InboundDelays;
 use live::{Cuttable, cut_live};
 use schedule::Schedule;
 
-use crate::chaos::plan::DisconnectMode;
+use crate::chaos::plan::{DisconnectMode, UpstreamCut};
 use crate::chaos::{FaultKind, FaultTally, StreamFaults, Trigger};
 
 /// How long a blackholed connection is held before it is reset (the peer has long given up).
@@ -60,11 +62,20 @@ pub trait ConnectionControl: Send + Sync {
     fn delivered(&self) -> BoxFuture<'static, ()>;
 }
 
+/// What the driver needs of a proxied stream's connection to its upstream.
+pub trait UpstreamControl: Send + Sync {
+    /// Breaks the connection the stream's upstream call runs on; returns the status the
+    /// client gets for it.
+    fn cut(&self, cut: UpstreamCut) -> Status;
+}
+
 /// Where a stream's faults act, and where they are counted.
 pub struct DriverTargets {
     pub stream_id: u64,
     pub control: Arc<StreamControl>,
     pub connection: Arc<dyn ConnectionControl>,
+    /// The upstream connection of a proxied stream; `None` for the mock server's streams.
+    pub upstream: Option<Arc<dyn UpstreamControl>>,
     pub tally: Arc<FaultTally>,
 }
 
@@ -83,6 +94,7 @@ enum Event<T> {
     Timeout,
     Fail,
     Disconnect,
+    Upstream,
     Cut(CutRequest),
 }
 
@@ -105,6 +117,7 @@ pub fn drive<T: Send + 'static>(
     let deadline = faults.stream_timeout.map(|timeout| opened + timeout.after);
     let fail_at = at(faults.fail.as_ref().map(|(trigger, _)| *trigger));
     let disconnect_at = at(faults.disconnect.as_ref().map(|(trigger, _)| *trigger));
+    let upstream_at = at(faults.upstream.as_ref().map(|(trigger, _)| *trigger));
     let mut schedule = Schedule::new(
         opened,
         faults.first_message_latency.take(),
@@ -126,6 +139,11 @@ pub fn drive<T: Send + 'static>(
             if matches!(faults.disconnect, Some((Trigger::AfterMessages(count), _)) if count == sent) {
                 disconnect(&mut faults, &targets, sent, &mut messages).await;
             }
+            if matches!(faults.upstream, Some((Trigger::AfterMessages(count), _)) if count == sent) {
+                if let Some(status) = cut_upstream(&mut faults, &targets, sent, &mut messages).await {
+                    Err(status)?;
+                }
+            }
             if let Some(cap) = faults.message_cap.filter(|cap| cap.max == sent) {
                 let code = (cap.code != Code::Ok).then_some(cap.code);
                 if cap.code != Code::Ok {
@@ -146,6 +164,7 @@ pub fn drive<T: Send + 'static>(
                     _ = sleep_until(deadline) => Event::Timeout,
                     _ = sleep_until(fail_at), if faults.fail.is_some() => Event::Fail,
                     _ = sleep_until(disconnect_at), if faults.disconnect.is_some() => Event::Disconnect,
+                    _ = sleep_until(upstream_at), if faults.upstream.is_some() => Event::Upstream,
                     cut = targets.control.cut_requested() => Event::Cut(cut),
                 },
             };
@@ -163,6 +182,10 @@ pub fn drive<T: Send + 'static>(
                     disconnect(&mut faults, &targets, sent, &mut messages).await;
                     continue;
                 }
+                Event::Upstream => match cut_upstream(&mut faults, &targets, sent, &mut messages).await {
+                    Some(status) => Err(status)?,
+                    None => continue,
+                },
             };
             if let Some(schedule) = schedule.as_mut() {
                 let due = schedule.next(arrived, &mut faults.rng);
@@ -267,6 +290,22 @@ async fn disconnect<T>(
     }
     // The stream sends nothing more; it ends when the client or the connection gives up.
     std::future::pending::<()>().await;
+}
+
+/// Breaks the proxied stream's upstream connection once the `sent` messages before it have
+/// been delivered; the status the client gets for it. `None` for a stream with no upstream
+/// (the mock server's), on which the fault has nothing to act.
+async fn cut_upstream<T>(
+    faults: &mut StreamFaults,
+    targets: &DriverTargets,
+    sent: u64,
+    messages: &mut BoxStream<'static, Result<T, Status>>,
+) -> Option<Status> {
+    let (_, cut) = faults.upstream.take()?;
+    let upstream = targets.upstream.as_ref()?;
+    settle(faults.cut_linger, targets, sent, messages).await;
+    targets.record(FaultKind::Upstream, Some(Code::Unavailable));
+    Some(upstream.cut(cut))
 }
 
 /// Resets the stream after `sent` messages. With the raw race, messages still queued in HTTP/2

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use prost_reflect::{DescriptorPool, MessageDescriptor, MethodDescriptor};
 
@@ -56,6 +56,9 @@ impl fmt::Display for CallKind {
 pub struct MethodEntry {
     pub descriptor: MethodDescriptor,
     pub kind: CallKind,
+    /// A method the proxy relays without protos for it: its descriptor is the opaque stand-in
+    /// ([`MethodEntry::relayed`]) and its call pattern is not known.
+    pub opaque: bool,
     /// `/package.Service/Method`.
     pub path: String,
     /// `package.Service`.
@@ -65,6 +68,30 @@ pub struct MethodEntry {
 }
 
 impl MethodEntry {
+    /// A method at `path` that the proxy relays without protos for it. The proxy sees such a
+    /// method as what it relays: a bidirectional stream of messages it does not decode, so its
+    /// descriptor stands in as `streamstorm.relay.Opaque` (a message with no fields: whatever
+    /// is decoded stays unknown fields), and `kind` is only a placeholder (see
+    /// [`MethodEntry::kind_label`]).
+    pub fn relayed(path: &str) -> Self {
+        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+        let service = parts.next().unwrap_or_default().to_owned();
+        let method = parts.next().unwrap_or_default().to_owned();
+        Self {
+            descriptor: OPAQUE_METHOD.clone(),
+            kind: CallKind::BidiStreaming,
+            opaque: true,
+            path: path.to_owned(),
+            service,
+            method,
+        }
+    }
+
+    /// The call pattern's label for metrics and listings: `unknown` for an opaque method.
+    pub fn kind_label(&self) -> &'static str {
+        if self.opaque { "unknown" } else { self.kind.as_str() }
+    }
+
     pub fn input(&self) -> MessageDescriptor {
         self.descriptor.input()
     }
@@ -73,6 +100,39 @@ impl MethodEntry {
         self.descriptor.output()
     }
 }
+
+/// The stand-in descriptor of methods relayed without protos: `streamstorm.relay.Relay/Opaque`,
+/// a bidirectional stream of `streamstorm.relay.Opaque` messages.
+static OPAQUE_METHOD: LazyLock<MethodDescriptor> = LazyLock::new(|| {
+    use prost_types::{
+        DescriptorProto, FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto,
+        ServiceDescriptorProto,
+    };
+    let method = MethodDescriptorProto {
+        name: Some("Opaque".into()),
+        input_type: Some(".streamstorm.relay.Opaque".into()),
+        output_type: Some(".streamstorm.relay.Opaque".into()),
+        client_streaming: Some(true),
+        server_streaming: Some(true),
+        ..Default::default()
+    };
+    let file = FileDescriptorProto {
+        name: Some("streamstorm/relay.proto".into()),
+        package: Some("streamstorm.relay".into()),
+        message_type: vec![DescriptorProto { name: Some("Opaque".into()), ..Default::default() }],
+        service: vec![ServiceDescriptorProto {
+            name: Some("Relay".into()),
+            method: vec![method],
+            ..Default::default()
+        }],
+        syntax: Some("proto3".into()),
+        ..Default::default()
+    };
+    let pool = DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: vec![file] })
+        .expect("the opaque relay descriptor is valid");
+    let service = pool.get_service_by_name("streamstorm.relay.Relay").expect("defined above");
+    service.methods().next().expect("defined above")
+});
 
 /// Every method of every service in a pool, except those under `skip_packages`.
 #[derive(Debug, Default)]
@@ -94,6 +154,7 @@ impl MethodCatalog {
             for method in service.methods() {
                 let entry = MethodEntry {
                     kind: CallKind::of(&method),
+                    opaque: false,
                     path: format!("/{}/{}", service_name, method.name()),
                     service: service_name.clone(),
                     method: method.name().to_owned(),

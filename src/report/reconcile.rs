@@ -68,6 +68,7 @@ fn ends_with_status(kind: FaultKind) -> bool {
             | FaultKind::InboundCap
             | FaultKind::Timeout
             | FaultKind::RateLimited
+            | FaultKind::Upstream
     )
 }
 

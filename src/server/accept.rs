@@ -26,7 +26,7 @@ use super::Http2Settings;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
 use super::delivery::{DeliveryProgress, MeteredIo};
 use super::guard::{ProgressGuard, ProgressTimeouts, Stall, StallFlag};
-use super::router::GrpcRouter;
+use super::router::FrontService;
 use super::tls::ServerTls;
 use crate::chaos::stream_rng;
 use crate::chaos::{ChaosEngine, FaultKind};
@@ -38,7 +38,7 @@ use crate::telemetry::names;
 pub(super) struct Acceptor {
     pub listener: TcpListener,
     pub registry: Arc<ConnectionRegistry>,
-    pub router: GrpcRouter,
+    pub router: FrontService,
     pub http2: Http2Settings,
     /// Bounds the number of connections served at once; one permit per connection.
     pub connection_permits: Arc<Semaphore>,
@@ -210,7 +210,7 @@ struct ConnectionTask {
     /// Deadlines on the client's handshake and frames.
     progress: ProgressTimeouts,
     commands: mpsc::UnboundedReceiver<ConnectionCommand>,
-    router: GrpcRouter,
+    router: FrontService,
     builder: Arc<http2::Builder<TokioExecutor>>,
     registry: Arc<ConnectionRegistry>,
     chaos: Option<Arc<ChaosEngine>>,

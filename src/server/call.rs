@@ -13,7 +13,7 @@ use tonic::{Code, Status, Streaming};
 
 use super::connection::ConnectionContext;
 use crate::chaos::{FaultKind, FaultTally};
-use crate::driver::StreamControl;
+use crate::driver::{InboundDelays, StreamControl};
 use crate::judge::RequestProbe;
 use crate::proto::{MethodEntry, OutboundMessage};
 
@@ -45,6 +45,8 @@ pub struct Inbound {
     cap: Option<InboundCap>,
     /// Reads the resume position the first request asks for.
     request_probe: Option<RequestProbe>,
+    /// Injected latency on each message before the responder gets it.
+    delays: Option<InboundDelays>,
 }
 
 /// Messages accepted before the call ends with `RESOURCE_EXHAUSTED` (chaos inbound cap).
@@ -59,7 +61,13 @@ pub struct InboundCap {
 
 impl Inbound {
     pub fn new(messages: Streaming<DynamicMessage>) -> Self {
-        Self { messages, received: 0, cap: None, request_probe: None }
+        Self { messages, received: 0, cap: None, request_probe: None, delays: None }
+    }
+
+    /// Holds each message for its injected latency before handing it to the responder.
+    pub fn with_delays(mut self, delays: Option<InboundDelays>) -> Self {
+        self.delays = delays;
+        self
     }
 
     /// Has `probe` read the first request.
@@ -89,6 +97,9 @@ impl Inbound {
                     "inbound message cap of {} reached",
                     cap.max
                 )));
+            }
+            if let Some(delays) = &mut self.delays {
+                delays.hold().await;
             }
         }
         Ok(message)

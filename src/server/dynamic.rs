@@ -20,13 +20,13 @@ use tonic::metadata::MetadataValue;
 use tonic::server::Grpc;
 use tonic::{Status, Streaming};
 
-use super::ServerSettings;
 use super::body::DrivenBody;
 use super::call::{Call, Inbound, InboundCap, OutboundStream, Responder};
 use super::connection::{ConnectionContext, ConnectionRegistry};
 use super::streams::{StreamGuard, StreamRegistry};
+use super::{ServerHandle, ServerSettings};
 use crate::chaos::{ChaosEngine, FaultTally};
-use crate::driver::{DriverTargets, StreamControl, drive};
+use crate::driver::{DriverTargets, InboundDelays, StreamControl, drive};
 use crate::judge::{CallArrival, Judge, method_name};
 use crate::proto::status::MESSAGES_READ_METADATA;
 use crate::proto::{DynamicCodec, MethodCatalog, MethodEntry, OutboundMessage};
@@ -54,25 +54,23 @@ struct DynamicShared {
 }
 
 impl DynamicService {
+    /// Serves `catalog` through `responder` on the server whose shared parts `server` holds.
     pub fn new(
         catalog: Arc<MethodCatalog>,
         responder: Arc<dyn Responder>,
         settings: &ServerSettings,
-        chaos: Arc<ChaosEngine>,
-        streams: Arc<StreamRegistry>,
-        connections: Arc<ConnectionRegistry>,
-        judge: Arc<Judge>,
+        server: &ServerHandle,
     ) -> Self {
         let shared = DynamicShared {
             catalog,
             responder,
             max_message_bytes: settings.max_message_bytes,
             stream_buffer_bytes: settings.limits.stream_buffer_bytes,
-            streams,
-            tally: chaos.tally().clone(),
-            chaos,
-            connections,
-            judge,
+            streams: server.streams.clone(),
+            tally: server.chaos.tally().clone(),
+            chaos: server.chaos.clone(),
+            connections: server.connections.clone(),
+            judge: server.judge.clone(),
         };
         Self { shared: Arc::new(shared) }
     }
@@ -143,7 +141,7 @@ impl DynamicShared {
     ) -> BoxFuture<'static, Result<tonic::Response<OutboundStream>, Status>> {
         let (metadata, _extensions, messages) = request.into_parts();
         let stream_id = stream.stream().id;
-        let faults = self.chaos.draw(&method, stream_id, &metadata);
+        let mut faults = self.chaos.draw(&method, stream_id, metadata.as_ref());
         stream.stream().set_faults(faults.summary());
         if let Some((kind, abort)) = faults.abort.clone() {
             self.tally.record(kind, Some(abort.code()), stream_id);
@@ -157,11 +155,19 @@ impl DynamicShared {
             stream_id,
             control: control.clone(),
         });
-        let inbound = Inbound::new(messages).with_cap(inbound_cap).with_request_probe(stream.request_probe());
+        let delays = faults
+            .request_delays
+            .take()
+            .and_then(|delays| InboundDelays::new(delays, self.tally.clone(), stream_id));
+        let inbound = Inbound::new(messages)
+            .with_cap(inbound_cap)
+            .with_request_probe(stream.request_probe())
+            .with_delays(delays);
         let targets = DriverTargets {
             stream_id,
             control,
             connection: self.connections.control(&connection),
+            upstream: None,
             tally: self.tally.clone(),
         };
         let call = Call { method, connection, stream_id, metadata, inbound };

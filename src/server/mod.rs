@@ -41,6 +41,7 @@ pub use connection::{ConnectionCommand, ConnectionContext, ConnectionId, Connect
 pub use default_responder::{DefaultResponder, DefaultResponse};
 pub use limits::StreamLimits;
 pub use live_cut::{CutCount, LiveCuts};
+pub use router::FrontService;
 pub use streams::{LiveStream, StreamRegistry};
 pub use tls::{ServerTls, ServerTlsFiles};
 
@@ -184,8 +185,10 @@ pub enum ServerError {
 pub struct ServerHandle {
     pub connections: Arc<ConnectionRegistry>,
     pub streams: Arc<StreamRegistry>,
+    /// The methods known from protos (none for a proxy given no protos).
     pub catalog: Arc<MethodCatalog>,
-    pub health: HealthReporter,
+    /// The server's own health service; `None` when health checks are relayed (the proxy).
+    pub health: Option<HealthReporter>,
     /// How each client under test copes (`/clients`, `serve --report`).
     pub judge: Arc<Judge>,
     /// Cuts live streams and connections on cue (phases' `on_enter`, `/admin/disconnect`).
@@ -226,14 +229,35 @@ impl BoundServer {
             return Err(ServerError::NoServices);
         }
         introspection::add_builtin_descriptors(pool)?;
+        let (reflection_v1, reflection_v1alpha) = introspection::reflection_services(pool)?;
+        let (health, health_service) = introspection::health_service(catalog.services()).await;
+        let dynamic_settings = settings.clone();
+        Self::bind_front(settings, catalog.clone(), Some(health), move |handle| {
+            let dynamic = DynamicService::new(catalog, responder, &dynamic_settings, handle);
+            let router = GrpcRouter::new(dynamic)
+                .with_native("grpc.health.v1.Health", health_service)
+                .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)
+                .with_native("grpc.reflection.v1alpha.ServerReflection", reflection_v1alpha);
+            FrontService::new(router)
+        })
+        .await
+    }
+
+    /// Binds a server whose calls go to the service `front` builds from the server's shared
+    /// parts (the live streams, connections, chaos engine and judge): the mock's router, or
+    /// the proxy's relay. `catalog` names the methods known from protos; `health`, when the
+    /// server answers health checks itself, is set to `NOT_SERVING` as it drains.
+    pub async fn bind_front(
+        settings: ServerSettings,
+        catalog: Arc<MethodCatalog>,
+        health: Option<HealthReporter>,
+        front: impl FnOnce(&ServerHandle) -> FrontService,
+    ) -> Result<Self, ServerError> {
         crate::telemetry::register_counter_at_zero(
             crate::telemetry::names::CONNECTIONS_CLOSED,
             "reason",
             accept::CLOSE_REASONS,
         );
-        let (reflection_v1, reflection_v1alpha) = introspection::reflection_services(pool)?;
-        let (health, health_service) = introspection::health_service(catalog.services()).await;
-
         let streams = Arc::new(StreamRegistry::new(&catalog, settings.per_stream_series));
         let connections = Arc::new(ConnectionRegistry::default());
         let judge = Arc::new(Judge::new(settings.judging.clone(), &catalog));
@@ -242,19 +266,8 @@ impl BoundServer {
         });
         chaos.set_base(settings.limits.base_layer());
         let cuts = Arc::new(LiveCuts::new(streams.clone(), connections.clone(), chaos.clone()));
-        let dynamic = DynamicService::new(
-            catalog.clone(),
-            responder,
-            &settings,
-            chaos.clone(),
-            streams.clone(),
-            connections.clone(),
-            judge.clone(),
-        );
-        let router = GrpcRouter::new(dynamic)
-            .with_native("grpc.health.v1.Health", health_service)
-            .with_native("grpc.reflection.v1.ServerReflection", reflection_v1)
-            .with_native("grpc.reflection.v1alpha.ServerReflection", reflection_v1alpha);
+        let handle = ServerHandle { connections, streams, catalog, health, judge, cuts, chaos };
+        let router = front(&handle);
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -263,16 +276,15 @@ impl BoundServer {
             listener.local_addr().map_err(|reason| ServerError::Bind { addr: settings.listen, reason })?;
         let acceptor = accept::Acceptor {
             listener,
-            registry: connections.clone(),
+            registry: handle.connections.clone(),
             router,
             http2: settings.http2.clone(),
             connection_permits: Arc::new(Semaphore::new(settings.max_connections)),
             shutdown_grace: settings.shutdown_grace,
             chaos: settings.chaos.clone(),
             tls: settings.tls.clone(),
-            judge: judge.clone(),
+            judge: handle.judge.clone(),
         };
-        let handle = ServerHandle { connections, streams, catalog, health, judge, cuts, chaos };
         Ok(Self { acceptor, local_addr, handle })
     }
 
@@ -300,6 +312,7 @@ impl BoundServer {
         let services = self.handle.catalog.services().to_vec();
         let draining = shutdown.clone();
         let mark_not_serving = async move {
+            let Some(health) = health else { return };
             draining.cancelled().await;
             for service in services.iter().map(String::as_str).chain([""]) {
                 health.set_service_status(service, ServingStatus::NotServing).await;

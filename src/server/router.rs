@@ -16,6 +16,10 @@ use super::dynamic::DynamicService;
 
 type GrpcService = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
 
+/// The service every call a server accepts goes to: the mock's [`GrpcRouter`], or the proxy's
+/// relay.
+pub type FrontService = GrpcService;
+
 /// Dispatches requests to a native service by name, or to the dynamic service.
 #[derive(Clone)]
 pub struct GrpcRouter {

@@ -27,6 +27,11 @@ use crate::telemetry::names;
 /// contend.
 const SHARDS: usize = 32;
 
+/// Methods outside the catalog (those the proxy relays without protos) that get series of
+/// their own; the rest share the `other` series, so a client inventing paths cannot grow
+/// `/metrics` without bound.
+const MAX_UNCATALOGUED_METHODS: usize = 256;
+
 /// One lock's share of the live streams.
 type Shard = Mutex<HashMap<u64, Arc<LiveStream>>>;
 
@@ -52,9 +57,10 @@ struct MethodMetrics {
 
 impl MethodMetrics {
     fn new(entry: &MethodEntry) -> Self {
-        let service = entry.service.clone();
-        let method = entry.method.clone();
-        let kind = entry.kind.as_str();
+        Self::labelled(entry.service.clone(), entry.method.clone(), entry.kind_label())
+    }
+
+    fn labelled(service: String, method: String, kind: &'static str) -> Self {
         let labels = [("service", service.clone()), ("method", method.clone())];
         let with_kind = [("service", service.clone()), ("method", method.clone()), ("kind", kind.to_owned())];
         let directed = |direction: &'static str| {
@@ -146,6 +152,10 @@ impl WireMeter for LiveStream {
 pub struct StreamRegistry {
     shards: Box<[Shard]>,
     methods: HashMap<String, Arc<MethodMetrics>>,
+    /// Series of methods outside the catalog, registered as they are first seen.
+    uncatalogued: Mutex<HashMap<String, Arc<MethodMetrics>>>,
+    /// The series shared by uncatalogued methods beyond [`MAX_UNCATALOGUED_METHODS`].
+    other: OnceLock<Arc<MethodMetrics>>,
     started: AtomicU64,
     active: AtomicUsize,
     /// Woken when the last open stream ends.
@@ -170,6 +180,8 @@ impl StreamRegistry {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             methods,
+            uncatalogued: Mutex::default(),
+            other: OnceLock::new(),
             started: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -191,7 +203,7 @@ impl StreamRegistry {
         let id = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         let metrics = match self.methods.get(&method.path) {
             Some(metrics) => metrics.clone(),
-            None => Arc::new(MethodMetrics::new(&method)),
+            None => self.uncatalogued_metrics(&method),
         };
         metrics.started.increment(1);
         metrics.active.increment(1.0);
@@ -227,6 +239,22 @@ impl StreamRegistry {
             outcome: None,
             judged: None,
         }
+    }
+
+    /// The series of a method outside the catalog: its own for the first few hundred such
+    /// methods, then the shared `other` series.
+    fn uncatalogued_metrics(&self, method: &MethodEntry) -> Arc<MethodMetrics> {
+        let mut known = self.uncatalogued.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(metrics) = known.get(&method.path) {
+            return metrics.clone();
+        }
+        if known.len() >= MAX_UNCATALOGUED_METHODS {
+            let other = || Arc::new(MethodMetrics::labelled("other".into(), "other".into(), "unknown"));
+            return self.other.get_or_init(other).clone();
+        }
+        let metrics = Arc::new(MethodMetrics::new(method));
+        known.insert(method.path.clone(), metrics.clone());
+        metrics
     }
 
     fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<LiveStream>>> {

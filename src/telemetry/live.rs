@@ -37,7 +37,7 @@ fn describe(stream: &LiveStream) -> Value {
         "id": stream.id,
         "service": stream.method.service,
         "method": stream.method.method,
-        "kind": stream.method.kind.as_str(),
+        "kind": stream.method.kind_label(),
         "connection": stream.connection.to_string(),
         "age_seconds": stream.opened.elapsed().as_secs_f64(),
         "messages_sent": stream.messages_sent.load(Ordering::Relaxed),

@@ -29,6 +29,10 @@ pub const CONNECTIONS_ACTIVE: &str = "streamstorm_connections_active";
 pub const CONNECTIONS_ACCEPTED: &str = "streamstorm_connections_accepted_total";
 /// Label: reason.
 pub const CONNECTIONS_CLOSED: &str = "streamstorm_connections_closed_total";
+/// The proxy's failures to reach or keep its upstream, by `reason`.
+pub const PROXY_UPSTREAM_ERRORS: &str = "streamstorm_proxy_upstream_errors_total";
+/// The proxy's open connections to its upstream.
+pub const PROXY_UPSTREAM_CONNECTIONS: &str = "streamstorm_proxy_upstream_connections";
 
 // The clients under test, as the server sees them (the `streamstorm_peer_` prefix).
 /// Time from a call's end to the client's next attempt on that method (label: ending).
@@ -114,6 +118,12 @@ const HELP: &[(&str, Family, &str)] = &[
     (CONNECTIONS_ACTIVE, Family::Gauge, "Client connections open now."),
     (CONNECTIONS_ACCEPTED, Family::Counter, "Client connections accepted."),
     (CONNECTIONS_CLOSED, Family::Counter, "Client connections closed, by why they closed."),
+    (
+        PROXY_UPSTREAM_ERRORS,
+        Family::Counter,
+        "Calls the proxy's upstream failed: unreachable, refused, TLS, not HTTP/2, or a connection or stream lost mid-call.",
+    ),
+    (PROXY_UPSTREAM_CONNECTIONS, Family::Gauge, "The proxy's connections to its upstream open now."),
     (
         PEER_RECONNECT_DELAY,
         Family::Histogram,
