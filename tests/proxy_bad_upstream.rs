@@ -71,12 +71,9 @@ async fn an_upstream_killed_mid_run_fails_the_streams_in_flight_and_the_proxy_ca
     };
     let in_flight = futures::future::join(streams(Client::Python), streams(Client::Node));
     let kill = async {
-        // Every stream has had messages by then (the clients start within a few seconds).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while upstream.calls().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(3000)).await;
+        // Every stream has had messages by then (the clients start within a few seconds; the
+        // upstream reports a call only once it ends, so its record cannot say when they began).
+        tokio::time::sleep(Duration::from_secs(5)).await;
         upstream.kill().await;
     };
     let ((python, node), ()) = futures::future::join(in_flight, kill).await;
