@@ -15,71 +15,29 @@ mod common;
 use std::time::Duration;
 
 use common::chaos::start_with_profile;
-use common::interop::{Client, ClientCall, ClientOutcome};
+use common::cuts::{Connections, assert_exact_cuts_seen, concurrent_subscribes};
+use common::interop::Client;
 
-const SUBSCRIBE: &str = "myapp.NotificationService/Subscribe";
 const STREAMS: usize = 200;
-const AFTER: usize = 5;
 const MESSAGES: u32 = 30;
-/// The share of streams that must see exactly `AFTER` messages.
-const EXACT_SHARE: f64 = 0.99;
-
-/// How the calls of a case share connections.
-#[derive(Clone, Copy)]
-enum Connections {
-    Shared,
-    OnePerCall,
-}
 
 /// Runs `STREAMS` calls of each client against servers whose every stream gets `fault`, and
-/// asserts the cut positions and that each call ended with `code`.
+/// asserts the cut positions and that each call ended with one of `codes`.
 async fn assert_exact_cuts(fault: &str, connections: Connections, timeout_s: f64, codes: &[&str]) {
     let profile = format!("chaos:\n  seed: 11\n  rules:\n    - {fault}\n");
     let case = |client: Client| {
         let profile = profile.clone();
         async move {
             let server = start_with_profile(&profile, MESSAGES, Duration::ZERO).await;
-            let mut call = ClientCall::new(client, server.addr, SUBSCRIBE)
-                .arg("--timeout")
-                .arg(timeout_s.to_string())
-                .call_starts_ms(&[0; STREAMS]);
-            if let Connections::OnePerCall = connections {
-                call = call.arg("--channel-per-call");
-            }
+            let call = concurrent_subscribes(client, server.addr, STREAMS, timeout_s, connections);
             (client, call.run_calls().await)
         }
     };
     let (python, node) = futures::future::join(case(Client::Python), case(Client::Node)).await;
     for (client, calls) in [python, node] {
         assert_eq!(calls.len(), STREAMS, "{client:?}");
-        let over: Vec<&ClientOutcome> = calls.iter().filter(|call| call.responses.len() > AFTER).collect();
-        assert!(
-            over.is_empty(),
-            "{client:?} ({fault}): {} streams saw more than {AFTER}: {:?}",
-            over.len(),
-            over[0]
-        );
-        let exact = calls
-            .iter()
-            .filter(|call| call.responses.len() == AFTER && codes.contains(&call.code.as_str()))
-            .count();
-        let seen = histogram(&calls);
-        println!("{client:?} {fault}: {exact} of {STREAMS} exact; (messages, code) → streams: {seen:?}");
-        assert!(
-            exact as f64 >= EXACT_SHARE * STREAMS as f64,
-            "{client:?} ({fault}): only {exact} of {STREAMS} streams saw exactly {AFTER} messages then {codes:?}: \
-             {seen:?}"
-        );
+        assert_exact_cuts_seen(client, fault, &calls, codes);
     }
-}
-
-/// How many calls ended with each (messages received, code).
-fn histogram(calls: &[ClientOutcome]) -> std::collections::BTreeMap<(usize, String), usize> {
-    let mut seen = std::collections::BTreeMap::new();
-    for call in calls {
-        *seen.entry((call.responses.len(), call.code.clone())).or_default() += 1;
-    }
-    seen
 }
 
 #[tokio::test]

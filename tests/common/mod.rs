@@ -4,11 +4,13 @@
 
 pub mod chaos;
 pub mod chaos_traffic;
+pub mod cuts;
 pub mod dashboards;
 pub mod echo;
 pub mod interop;
 pub mod judge;
 pub mod prometheus;
+pub mod proxy;
 pub mod raw_h2;
 pub mod schema;
 pub mod scrape;
@@ -290,9 +292,21 @@ pub async fn spawn_serve_process_keeping_stdout(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> (ServeProcess, ServeStdout) {
+    spawn_listening_process("serve", args, env, stderr).await
+}
+
+/// Starts `streamstorm SUBCOMMAND --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 ARGS` for a
+/// subcommand that announces its two addresses as `serve` does (`serve`, `proxy`), keeping the
+/// rest of stdout for the caller; see [`spawn_serve_process_keeping_stdout`].
+pub async fn spawn_listening_process(
+    subcommand: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (ServeProcess, ServeStdout) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamstorm"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([subcommand, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())

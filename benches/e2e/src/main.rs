@@ -11,10 +11,17 @@
 //! 3. server memory per idle stream, once every stream has received its first message, opened
 //!    in a burst and in a ramp, against the baseline, grpc-java's 2.45 KB and the 2 KiB goal;
 //! 4. the built-in load client (`streamstorm simulate --target`) against the driver on the same
-//!    streamstorm server: messages/s and client CPU per message, built-in / driver.
+//!    streamstorm server: messages/s and client CPU per message, built-in / driver;
+//! 5. to 8. the baseline server through `streamstorm proxy` against the baseline directly
+//!    ([`proxied`]): streaming and unary rates, the unary latency the proxy adds, and proxy
+//!    memory per idle proxied stream.
+//!
+//! `--proxy-only` measures figures 5–8 alone.
 
 mod builtin;
 mod driven;
+mod latency;
+mod proxied;
 mod setup;
 mod table;
 
@@ -38,14 +45,21 @@ struct Plan {
     seconds: f64,
     /// Idle stream counts for figure 3.
     idle_streams: Vec<usize>,
+    /// Idle proxied stream counts for figure 8.
+    proxy_idle_streams: Vec<usize>,
 }
 
 impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
-            Self { pairs: 1, seconds: 2.0, idle_streams: vec![5_000] }
+            Self { pairs: 1, seconds: 2.0, idle_streams: vec![5_000], proxy_idle_streams: vec![2_000] }
         } else {
-            Self { pairs: 3, seconds: 5.0, idle_streams: vec![10_000, 50_000, 100_000] }
+            Self {
+                pairs: 3,
+                seconds: 5.0,
+                idle_streams: vec![10_000, 50_000, 100_000],
+                proxy_idle_streams: vec![10_000],
+            }
         }
     }
 }
@@ -57,6 +71,7 @@ fn ramp(streams: usize) -> Opening {
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|arg| arg == "--quick");
+    let proxy_only = std::env::args().any(|arg| arg == "--proxy-only");
     let plan = Plan::new(quick);
     raise_open_files_limit()?;
     let workspace = Workspace::prepare(1000)?;
@@ -74,20 +89,27 @@ fn main() -> Result<()> {
     let unary =
         Shape { call: Call::GetUser { user_id: "alice".into() }, connections: 4, per_connection: 256 };
 
-    let servers = [start(ServerKind::Streamstorm)?, start(ServerKind::Baseline)?];
     let runs = ThroughputRuns { workspace: &workspace, runtime: &runtime, plan: &plan, ticks };
-    let streamed = runs.compare_servers("streaming", &servers, &streaming)?;
-    let unaries = runs.compare_servers("unary", &servers, &unary)?;
+    let proxy = proxied::measure(&runs, &streaming, &unary, &|| start(ServerKind::Baseline))?;
+    if proxy_only {
+        table::print_proxy(&proxy);
+        return Ok(());
+    }
+    let servers = [start(ServerKind::Streamstorm)?, start(ServerKind::Baseline)?];
+    let names = [ServerKind::Streamstorm.name(), ServerKind::Baseline.name()];
+    let streamed = runs.compare("streaming", &servers, names, &streaming)?;
+    let unaries = runs.compare("unary", &servers, names, &unary)?;
     let clients = runs.compare_clients(&servers[0], &streaming)?;
     drop(servers);
 
     let idle = idle_rows(&runtime, &plan, &start)?;
     table::print(&Figures { streamed, unaries, idle, clients });
+    table::print_proxy(&proxy);
     Ok(())
 }
 
 /// What every throughput run needs.
-struct ThroughputRuns<'a> {
+pub struct ThroughputRuns<'a> {
     workspace: &'a Workspace,
     runtime: &'a Runtime,
     plan: &'a Plan,
@@ -95,18 +117,24 @@ struct ThroughputRuns<'a> {
 }
 
 impl ThroughputRuns<'_> {
-    /// Figures 1 and 2: the driver against both servers, a one-second warm-up each, then
-    /// alternating pairs.
-    fn compare_servers(&self, label: &str, servers: &[ServerProcess; 2], shape: &Shape) -> Result<Pairs> {
+    /// Figures 1, 2, 5 and 6: the driver against both servers (named `names`), a one-second
+    /// warm-up each, then alternating pairs.
+    fn compare(
+        &self,
+        label: &str,
+        servers: &[ServerProcess; 2],
+        names: [&str; 2],
+        shape: &Shape,
+    ) -> Result<Pairs> {
         for server in servers {
             driven::throughput(self.runtime, server, shape, 1.0, self.ticks)?;
         }
         let mut runs = Pairs::default();
         for pair in 1..=self.plan.pairs {
-            for (index, kind) in [ServerKind::Streamstorm, ServerKind::Baseline].into_iter().enumerate() {
+            for (index, name) in names.into_iter().enumerate() {
                 let run =
                     driven::throughput(self.runtime, &servers[index], shape, self.plan.seconds, self.ticks)?;
-                runs[index].push(report(&format!("{label} run {pair}: {:<11}", kind.name()), run));
+                runs[index].push(report(&format!("{label} run {pair}: {name:<11}"), run));
             }
         }
         Ok(runs)

@@ -66,6 +66,15 @@ impl Workspace {
         self.shared.streamstorm_server(&self.profile(), stubs)
     }
 
+    /// `streamstorm proxy` in front of `upstream`, with the benchmark's quiet proxy profile.
+    pub fn proxy_server(&self, upstream: std::net::SocketAddr) -> Command {
+        let mut command = Command::new(&self.streamstorm);
+        command.arg("proxy").arg("--upstream").arg(upstream.to_string());
+        command.arg("--profile").arg(self.root.join("benches/e2e/proxy-profile.yaml"));
+        command.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]);
+        command
+    }
+
     pub fn baseline_server(&self) -> Command {
         self.shared.baseline_server(&["--stream-messages", &self.stream_messages.to_string()])
     }

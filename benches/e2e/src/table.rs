@@ -2,6 +2,7 @@
 //! benchmark (medians over alternating pairs), with the goals, met or not.
 
 use crate::driven::Throughput;
+use crate::proxied::{ProxyFigures, micros};
 
 /// grpc-java's memory per idle stream, in bytes (2.45 KB).
 const GRPC_JAVA_BYTES_PER_STREAM: f64 = 2450.0;
@@ -9,6 +10,10 @@ const GRPC_JAVA_BYTES_PER_STREAM: f64 = 2450.0;
 const GOAL_BYTES_PER_STREAM: f64 = 2048.0;
 /// The goal for figures 1 and 2: at least this share of the baseline.
 const GOAL_THROUGHPUT_RATIO: f64 = 0.85;
+/// The goal for figures 5 and 6: at least this share of the baseline served directly.
+const GOAL_PROXY_RATIO: f64 = 0.8;
+/// The goal for figure 7: at most this much added to a unary call's median round trip.
+const GOAL_ADDED_LATENCY_MICROS: f64 = 100.0;
 
 /// Runs of one figure: `[streamstorm, baseline]` for server figures, `[built-in, driver]` for
 /// the client figure, one entry per pair.
@@ -110,4 +115,29 @@ fn print_clients(clients: &Pairs) {
         "| built-in client CPU / streamstorm server CPU, per message | {ratio:.2} | | | < 1: {} |",
         verdict(ratio < 1.0)
     );
+}
+
+/// Figures 5–8: the baseline server through the proxy against the baseline directly.
+pub fn print_proxy(figures: &ProxyFigures) {
+    println!();
+    println!("| proxy figure: baseline server | through the proxy | direct | ratio | goal |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (label, runs) in
+        [("5. server streaming, msg/s", &figures.streamed), ("6. unary, calls/s", &figures.unaries)]
+    {
+        let (ratio, proxied, direct) = ratio_of(runs, |run| run.per_second);
+        println!(
+            "| {label} | {proxied:.0} | {direct:.0} | {ratio:.2} | ≥ {GOAL_PROXY_RATIO:.2}: {} |",
+            verdict(ratio >= GOAL_PROXY_RATIO)
+        );
+    }
+    let [proxied, direct] = figures.round_trips.map(micros);
+    let added = proxied - direct;
+    println!(
+        "| 7. unary round trip, median | {proxied:.1} µs | {direct:.1} µs | +{added:.1} µs | ≤ {GOAL_ADDED_LATENCY_MICROS:.0} µs added: {} |",
+        verdict(added <= GOAL_ADDED_LATENCY_MICROS)
+    );
+    for (streams, bytes) in &figures.idle {
+        println!("| 8. proxy memory per idle proxied stream, {}k | {bytes:.0} B | | | |", streams / 1000);
+    }
 }

@@ -2,6 +2,7 @@
 // ($STREAMSTORM_INTEROP_DIR, default <repo>/.interop), shared by the interop programs.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 const { createRequire } = require('module');
 
@@ -17,4 +18,15 @@ function loadGrpc(fail) {
   }
 }
 
-module.exports = { loadGrpc };
+// The installed @grpc/grpc-js version, read from its package.json (its exports hide the file
+// from require); 'unknown' if it cannot be read. Only informative.
+function grpcJsVersion() {
+  const manifest = path.join(interopDir, 'node', 'node_modules', '@grpc', 'grpc-js', 'package.json');
+  try {
+    return JSON.parse(fs.readFileSync(manifest, 'utf8')).version;
+  } catch (err) {
+    return 'unknown';
+  }
+}
+
+module.exports = { loadGrpc, grpcJsVersion };

@@ -15,7 +15,10 @@ const fs = require('fs');
 const path = require('path');
 const { parseArgs } = require('util');
 
-const { grpc, protoLoader } = require('./installed').loadGrpc(fail);
+const installed = require('./installed');
+
+const { grpc, protoLoader } = installed.loadGrpc(fail);
+const { grpcJsVersion } = installed;
 
 const USAGE = `usage: subscriber.js --target HOST:PORT --method package.Service/Method --duration-s N --client-id ID
          [--proto-root DIR] [--request JSON]
@@ -197,15 +200,9 @@ function main() {
     'grpc.keepalive_permit_without_calls': 1,
   };
   const client = new grpc.Client(opts.target, grpc.credentials.createInsecure(), channelOptions);
-  let version = 'unknown';
-  try {
-    version = requireInstalled('@grpc/grpc-js/package.json').version;
-  } catch (err) {
-    // The package's exports may hide its package.json; the version is only informative.
-  }
   const report = {
     client_id: opts.clientId,
-    library: `grpc-js ${version}`,
+    library: `grpc-js ${grpcJsVersion()}`,
     attempts: 0,
     messages: 0,
     endings: {},
