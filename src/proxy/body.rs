@@ -64,7 +64,10 @@ where
             Some(Ok(message)) => Poll::Ready(Some(Ok(message))),
             Some(Err(error)) => Poll::Ready(Some(Err((this.on_error)(error)))),
             None => {
-                *this.trailers.lock().unwrap_or_else(|p| p.into_inner()) = this.frames.take_trailers();
+                // A trailers-only response left its status in the slot already.
+                if let Some(trailers) = this.frames.take_trailers() {
+                    *this.trailers.lock().unwrap_or_else(|p| p.into_inner()) = Some(trailers);
+                }
                 Poll::Ready(None)
             }
         }
