@@ -135,7 +135,7 @@ fn a_broken_profile_reports_every_problem_at_once() {
     let (file, dir) = (profile.display(), dir.path().display());
     let latency_forms =
         "10ms, 10ms..100ms, {normal: {mean, stddev}}, {lognormal: {median, sigma}} or {p50, p99}";
-    let phase_fields = "name, duration, on_enter, latency, abort, fail, disconnect, message_cap, inbound_cap, stream_timeout, rate_limit";
+    let phase_fields = "name, duration, on_enter, latency, abort, fail, disconnect, upstream, message_cap, inbound_cap, stream_timeout, rate_limit";
     assert_problems(
         &validate(&[&profile]),
         &[

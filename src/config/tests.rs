@@ -197,13 +197,13 @@ fn unknown_keys_are_rejected_at_every_level() {
     assert_eq!(
         problems(text),
         [
-            "p.yaml:1:1: servr: unknown field 'servr', did you mean 'server'? (expected one of: server, chaos, metrics, load, clients, expect)",
+            "p.yaml:1:1: servr: unknown field 'servr', did you mean 'server'? (expected one of: server, proxy, chaos, metrics, load, clients, expect)",
             "p.yaml:2:11: server.listn: unknown field 'listn', did you mean 'listen'? (expected one of: listen, protos, import_paths, stubs, limits, shutdown_grace, tls)",
             "p.yaml:2:31: server.limits.max_streams: unknown field 'max_streams', did you mean 'max_stream_messages'? (expected one of: stream_timeout, max_stream_messages, max_concurrent_streams, max_message_size, max_connections, handshake_timeout, frame_timeout)",
             "p.yaml:5:14: chaos.rules[0].abort: missing field 'rate' (e.g. rate: 5%)",
             "p.yaml:5:16: chaos.rules[0].abort.rte: unknown field 'rte', did you mean 'rate'? (expected one of: rate, code, codes, message, details)",
             "p.yaml:6:16: chaos.rules[0].match.methd: unknown field 'methd', did you mean 'method'? (expected one of: method)",
-            "p.yaml:7:37: chaos.phases[0].latncy: unknown field 'latncy', did you mean 'latency'? (expected one of: name, duration, on_enter, latency, abort, fail, disconnect, message_cap, inbound_cap, stream_timeout, rate_limit)",
+            "p.yaml:7:37: chaos.phases[0].latncy: unknown field 'latncy', did you mean 'latency'? (expected one of: name, duration, on_enter, latency, abort, fail, disconnect, upstream, message_cap, inbound_cap, stream_timeout, rate_limit)",
             "p.yaml:8:26: metrics.per_stream.max: unknown field 'max', did you mean 'max_streams'? (expected one of: max_streams)",
         ]
     );
