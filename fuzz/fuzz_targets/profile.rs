@@ -54,7 +54,7 @@ fuzz_target!(|text: &str| {
     let metadata = MetadataMap::new();
     for method in &examples.methods {
         for stream_id in 0..3 {
-            let mut faults = engine.draw(method, stream_id, &metadata);
+            let mut faults = engine.draw(method, stream_id, metadata.as_ref());
             let _ = faults.summary().describe();
             for latency in [&faults.first_message_latency, &faults.per_message_latency].into_iter().flatten()
             {
