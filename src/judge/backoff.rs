@@ -54,19 +54,16 @@ pub fn fit(gaps: &[Gap]) -> Option<FittedBackoff> {
         .map(|gap| gap.seconds)
         .collect();
     let cap = (plateau.len() >= 2 && longest > initial * 1.5).then(|| median(plateau)).flatten();
-    // Growth: the geometric mean from the first retry to the deepest whose median stays well
-    // under the cap (a jittered step into the cap, or along it, is no growth). Spanning several
-    // retries keeps one retry's jitter from setting the rate.
+    // Growth: the log-linear fit over the first retries whose medians stay well under the cap
+    // (a jittered step into the cap, or along it, is no growth). Spanning several retries keeps
+    // one retry's jitter from setting the rate; "well under" leaves room for a ±20% jitter and
+    // a loaded machine's round trip on the last step before the cap.
     let deepest = gaps.iter().map(|gap| gap.retry).max().unwrap_or(1);
     let growing: Vec<f64> = (1..=deepest)
         .map_while(|retry| median(at(retry)))
-        .take_while(|seconds| cap.is_none_or(|cap| *seconds < cap * 0.5))
+        .take_while(|seconds| cap.is_none_or(|cap| *seconds < cap * 0.6))
         .collect();
-    let multiplier = match growing.as_slice() {
-        [first, .., last] if *first > 0.0 => (last / first).powf(1.0 / (growing.len() - 1) as f64),
-        _ => 1.0,
-    }
-    .max(1.0);
+    let multiplier = log_linear_growth(&growing).unwrap_or(1.0).max(1.0);
     let fitted = BackoffPolicy {
         initial: Duration::from_secs_f64(initial),
         multiplier,
@@ -112,6 +109,22 @@ pub fn compliance(policy: &BackoffPolicy, gaps: &[Gap]) -> Option<f64> {
         })
         .count();
     Some(inside as f64 / gaps.len() as f64)
+}
+
+/// The factor per step of the least-squares line through the logarithms of `values`, taken one
+/// step apart; `None` with fewer than two values, or one that is not positive.
+fn log_linear_growth(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 || values.iter().any(|value| *value <= 0.0) {
+        return None;
+    }
+    let count = values.len() as f64;
+    let mean_step = (count - 1.0) / 2.0;
+    let mean_log = values.iter().map(|value| value.ln()).sum::<f64>() / count;
+    let (covariance, variance) = values.iter().enumerate().fold((0.0, 0.0), |(cov, var), (step, value)| {
+        let dx = step as f64 - mean_step;
+        (cov + dx * (value.ln() - mean_log), var + dx * dx)
+    });
+    Some((covariance / variance).exp())
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -171,6 +184,30 @@ mod tests {
         assert!((1.6..=2.4).contains(&fitted.multiplier), "{fitted:?}");
         assert!((900.0..=1100.0).contains(&fitted.max_ms.unwrap()), "{fitted:?}");
         assert_eq!(compliance(&POLICY_TO_ONE_SECOND, &gaps), Some(1.0));
+    }
+
+    #[test]
+    fn a_slow_round_trip_before_the_cap_still_shows_the_growth() {
+        // The same policy on a loaded machine: the third retry's gap passes half the cap.
+        let seconds = [0.12, 0.166, 0.53, 0.86, 1.1, 0.93, 1.04];
+        let gaps: Vec<Gap> = seconds
+            .iter()
+            .enumerate()
+            .map(|(at, seconds)| Gap { retry: at as u32 + 1, seconds: *seconds })
+            .collect();
+        let fitted = fit(&gaps).unwrap();
+        assert!((1.6..=2.4).contains(&fitted.multiplier), "{fitted:?}");
+    }
+
+    #[test]
+    fn growth_is_fitted_through_every_step() {
+        assert_eq!(log_linear_growth(&[0.1]), None);
+        assert_eq!(log_linear_growth(&[0.1, 0.0]), None);
+        let doubling = log_linear_growth(&[0.1, 0.2, 0.4, 0.8]).unwrap();
+        assert!((doubling - 2.0).abs() < 1e-9, "{doubling}");
+        // One jittered middle step moves the fit less than it moves its neighbours' ratios.
+        let jittered = log_linear_growth(&[0.1, 0.26, 0.4, 0.8]).unwrap();
+        assert!((1.8..=2.1).contains(&jittered), "{jittered}");
     }
 
     const POLICY_TO_ONE_SECOND: BackoffPolicy = BackoffPolicy { max: Duration::from_secs(1), ..POLICY };
