@@ -195,8 +195,17 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+PENDING_CALLS = 100_000
+
+
 async def serve(args: argparse.Namespace) -> None:
-    server = grpc.aio.server()
+    # grpc core queues calls that arrive faster than the asyncio loop takes them, and past 1,000
+    # queued it turns a growing random share away as CANCELLED before any handler runs. The
+    # proxy tests open thousands of calls at once: let them all queue.
+    server = grpc.aio.server(options=[
+        ("grpc.server.max_pending_requests", PENDING_CALLS),
+        ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
+    ])
     user_pb2_grpc.add_UserServiceServicer_to_server(Users(), server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(Notifications(), server)
     upload_pb2_grpc.add_UploadServiceServicer_to_server(Uploads(), server)
