@@ -3,13 +3,13 @@
 //! response body carries the upstream's messages, as the stream driver lets them through, to
 //! the client, then the upstream's trailers — or the status a fault or an upstream failure
 //! ended the call with. Both pull one message at a time, so a slow reader on either side slows
-//! the other through HTTP/2 flow control.
+//! the other through HTTP/2 flow control; messages let through together leave in one frame.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use futures::stream::BoxStream;
 use http::HeaderMap;
@@ -74,11 +74,19 @@ where
     }
 }
 
+/// Messages the driver lets through together go out in one DATA frame of up to this many
+/// bytes, as a gRPC server's own writes do: a frame each would cost the client (and HTTP/2 on
+/// both sides) a frame per message. A lone message goes out as it came, uncopied.
+const COALESCE_BYTES: usize = 32 * 1024;
+
 /// The body the client reads: the driven messages, then trailers.
 pub struct ResponseBody {
     /// The upstream's messages as the driver lets them through; dropped at the end, which
     /// cancels the upstream call if it is still running.
     messages: Option<BoxStream<'static, Result<Bytes, Status>>>,
+    /// How the messages ended, when that came while a frame was being gathered: the failure's
+    /// status, or `None` for the upstream's own end. Sent after that frame.
+    ending: Option<Option<Status>>,
     trailers: TrailerSlot,
     /// Keeps the stream listed, counts its messages and records how it ended.
     stream: StreamGuard,
@@ -90,7 +98,7 @@ impl ResponseBody {
         trailers: TrailerSlot,
         stream: StreamGuard,
     ) -> Self {
-        Self { messages: Some(messages), trailers, stream }
+        Self { messages: Some(messages), ending: None, trailers, stream }
     }
 
     /// The trailers the call ends with: the status's, or the upstream's own.
@@ -120,23 +128,49 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let Some(messages) = self.messages.as_mut() else { return Poll::Ready(None) };
-        let ended = match ready!(messages.as_mut().poll_next(cx)) {
-            Some(Ok(message)) => {
-                let payload = message.slice(PREFIX_LEN..);
-                self.stream.stream().sent(payload.len());
-                self.stream.delivering(&OutboundMessage::Encoded(payload));
-                return Poll::Ready(Some(Ok(Frame::data(message))));
-            }
-            Some(Err(status)) => self.end(Some(status)),
-            None => self.end(None),
+        let this = &mut *self;
+        if let Some(ending) = this.ending.take() {
+            return Poll::Ready(Some(this.end(ending).map(Frame::trailers)));
+        }
+        let Some(messages) = this.messages.as_mut() else { return Poll::Ready(None) };
+        let first = match ready!(messages.as_mut().poll_next(cx)) {
+            Some(Ok(message)) => message,
+            Some(Err(status)) => return Poll::Ready(Some(this.end(Some(status)).map(Frame::trailers))),
+            None => return Poll::Ready(Some(this.end(None).map(Frame::trailers))),
         };
-        Poll::Ready(Some(ended.map(Frame::trailers)))
+        count_sent(&mut this.stream, &first);
+        // Whatever else the driver has let through already joins the same frame.
+        let mut gathered: Option<BytesMut> = None;
+        while gathered.as_ref().map_or(first.len(), BytesMut::len) < COALESCE_BYTES {
+            let next = match messages.as_mut().poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(next))) => next,
+                Poll::Ready(Some(Err(status))) => {
+                    this.ending = Some(Some(status));
+                    break;
+                }
+                Poll::Ready(None) => {
+                    this.ending = Some(None);
+                    break;
+                }
+            };
+            count_sent(&mut this.stream, &next);
+            gathered.get_or_insert_with(|| BytesMut::from(&first[..])).extend_from_slice(&next);
+        }
+        let data = gathered.map_or(first, BytesMut::freeze);
+        Poll::Ready(Some(Ok(Frame::data(data))))
     }
 
     fn is_end_stream(&self) -> bool {
         self.messages.is_none()
     }
+}
+
+/// Counts one relayed message (`message` with its prefix) as sent on `stream`.
+fn count_sent(stream: &mut StreamGuard, message: &Bytes) {
+    let payload = message.slice(PREFIX_LEN..);
+    stream.stream().sent(payload.len());
+    stream.delivering(&OutboundMessage::Encoded(payload));
 }
 
 /// Whether `status` stands for a reset of the stream rather than a status to send.
