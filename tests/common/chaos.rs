@@ -21,6 +21,8 @@ pub async fn start_with_profile(yaml: &str, messages: u32, interval: Duration) -
     let args = ServeArgs {
         protos: vec![repo_root().join("protos")],
         listen: Some("127.0.0.1:0".parse().unwrap()),
+        // Not the default port: servers of tests running side by side would share it.
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         default_stream_messages: messages,
         default_stream_interval: interval,
         ..ServeArgs::default()
