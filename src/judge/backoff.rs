@@ -171,15 +171,19 @@ mod tests {
         assert_eq!(compliance(&POLICY, &gaps), Some(1.0));
     }
 
-    #[test]
-    fn one_jittered_streak_into_the_cap_still_shows_the_growth() {
-        // 100 ms ×2 ±20% up to 1 s, one streak: the steps near the cap are no growth.
-        let seconds = [0.117, 0.164, 0.48, 0.88, 1.15, 0.85, 0.99, 1.02];
-        let gaps: Vec<Gap> = seconds
+    /// One streak of retries with these gaps, the first retry first.
+    fn one_streak(seconds: &[f64]) -> Vec<Gap> {
+        seconds
             .iter()
             .enumerate()
             .map(|(at, seconds)| Gap { retry: at as u32 + 1, seconds: *seconds })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn one_jittered_streak_into_the_cap_still_shows_the_growth() {
+        // 100 ms ×2 ±20% up to 1 s, one streak: the steps near the cap are no growth.
+        let gaps = one_streak(&[0.117, 0.164, 0.48, 0.88, 1.15, 0.85, 0.99, 1.02]);
         let fitted = fit(&gaps).unwrap();
         assert!((1.6..=2.4).contains(&fitted.multiplier), "{fitted:?}");
         assert!((900.0..=1100.0).contains(&fitted.max_ms.unwrap()), "{fitted:?}");
@@ -189,12 +193,7 @@ mod tests {
     #[test]
     fn a_slow_round_trip_before_the_cap_still_shows_the_growth() {
         // The same policy on a loaded machine: the third retry's gap passes half the cap.
-        let seconds = [0.12, 0.166, 0.53, 0.86, 1.1, 0.93, 1.04];
-        let gaps: Vec<Gap> = seconds
-            .iter()
-            .enumerate()
-            .map(|(at, seconds)| Gap { retry: at as u32 + 1, seconds: *seconds })
-            .collect();
+        let gaps = one_streak(&[0.12, 0.166, 0.53, 0.86, 1.1, 0.93, 1.04]);
         let fitted = fit(&gaps).unwrap();
         assert!((1.6..=2.4).contains(&fitted.multiplier), "{fitted:?}");
     }
