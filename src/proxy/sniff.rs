@@ -76,13 +76,32 @@ impl<IO: AsyncRead + Unpin> AsyncRead for FirstBytes<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for FirstBytes<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> FirstBytes<IO> {
+    /// A peer that answers and hangs up at once (an HTTP/1 server refusing the HTTP/2 preface)
+    /// can fail a write before anything was read: read what it answered then, so the failure
+    /// still says what the peer speaks.
+    fn sniff_failed_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if self.kept == 0 && matches!(&written, Poll::Ready(Err(_))) {
+            let mut first = [0u8; KEPT];
+            let mut buf = ReadBuf::new(&mut first);
+            let _ = Pin::new(self).poll_read(cx, &mut buf);
+        }
+        written
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FirstBytes<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.sniff_failed_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -90,7 +109,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FirstBytes<IO> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.sniff_failed_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
