@@ -104,7 +104,7 @@ fn measure(workload: &str, pool: &DescriptorPool, message: OutboundMessage) {
         let pool = std::sync::Arc::new(ConnectionPool::from_channels(&address, channels));
         let run = client::start(&scenarios, &pool, &settings);
         let collector: Arc<client::Collector> = run.collector();
-        run.finish(Duration::ZERO).await;
+        run.finish(Duration::ZERO, async {}).await;
         collector.counts().messages_received
     });
     let server_cpu = thread_cpu(SERVER_THREAD) - server_before;

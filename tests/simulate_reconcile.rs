@@ -89,3 +89,51 @@ load:
     let outcome = &report.thresholds.results[0];
     assert_eq!((outcome.measured, outcome.excess), (Some(4.0), 3.0));
 }
+
+/// Streams still open when the run's drain ends are cut; a fault due after the embedded
+/// server closed its books is not injected, and one due during the drain is injected and
+/// observed, so both sides still agree.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_due_while_the_run_cuts_its_streams_is_not_injected() {
+    let dir = tempfile::tempdir().unwrap();
+    // The run lasts 1 s and drains for 0.5 s: the books close at 1.5 s, the cut comes 0.2 s
+    // later. Subscribe streams never end by themselves, and a fault acts when due (no linger).
+    let profile = |fail_after: &str| {
+        format!(
+            "chaos:
+  linger: 0ms
+  rules:
+    - match: {{ method: myapp.NotificationService/Subscribe }}
+      fail: {{ rate: 100%, after: {fail_after}, codes: {{ FAILED_PRECONDITION: 1 }} }}
+load:
+  connections: 1
+  embedded: {{ stream_interval: 50ms }}
+  scenarios:
+    - method: myapp.NotificationService/Subscribe
+      streams: 4
+"
+        )
+    };
+    let run = |fail_after: &'static str| {
+        let path = common::write_profile(dir.path(), &profile(fail_after));
+        async move {
+            let args =
+                SimulateArgs { duration: Some(Duration::from_secs(1)), ..SimulateArgs::for_profile(path) };
+            run_simulation(&args, ProgressMode::Quiet).await.unwrap()
+        }
+    };
+    let failed_precondition = |report: &streamstorm::report::Report| {
+        let faults = report.server_faults.as_ref().unwrap();
+        assert!(faults.reconciled, "{faults:#?}");
+        let row = faults.status_codes.iter().find(|row| row.code == "FAILED_PRECONDITION");
+        row.map_or(0, |row| row.injected)
+    };
+
+    let during_drain = run("1250ms").await;
+    assert_eq!(failed_precondition(&during_drain), 4, "{:#?}", during_drain.scenarios);
+    assert_eq!(during_drain.streams.cut_at_end, 0);
+
+    let after_books_closed = run("1600ms").await;
+    assert_eq!(failed_precondition(&after_books_closed), 0, "{:#?}", after_books_closed.scenarios);
+    assert_eq!(after_books_closed.streams.cut_at_end, 4);
+}

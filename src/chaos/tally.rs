@@ -4,7 +4,7 @@
 //! debug with its stream id.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
@@ -121,6 +121,8 @@ pub struct FaultTally {
     schedule_error: OnceLock<Histogram>,
     /// Messages streams had sent when a `reset_stream` fault reset them.
     messages_before_resets: AtomicU64,
+    /// Set when the run's books are closed ([`FaultTally::close_books`]).
+    closed: AtomicBool,
 }
 
 /// What the report needs of the tally at the end of a run.
@@ -140,6 +142,7 @@ impl Default for FaultTally {
             injected_latency: OnceLock::new(),
             schedule_error: OnceLock::new(),
             messages_before_resets: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 }
@@ -159,6 +162,23 @@ impl FaultTally {
         if kind != FaultKind::Latency {
             debug!(stream_id, kind = kind.name(), code = code.map(code_name), "Injected fault.");
         }
+    }
+
+    /// Counts a fault that ends a stream with a status or a reset, if the books are still open;
+    /// false when they are closed, and the fault must not be injected.
+    pub fn admit(&self, kind: FaultKind, code: Option<Code>, stream_id: u64) -> bool {
+        let open = !self.closed.load(Ordering::Acquire);
+        if open {
+            self.record(kind, code, stream_id);
+        }
+        open
+    }
+
+    /// Closes the books before a run cuts its open streams: from here on, faults that end a
+    /// stream are no longer admitted, so none can be on its way to a client the cut stops
+    /// listening (which would count it injected and never observed).
+    pub fn close_books(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Registers at zero the `faults_injected_total` series `plan` can produce, so dashboards
@@ -295,5 +315,18 @@ mod tests {
         );
         assert_eq!(tally.total(FaultKind::Abort), 3);
         assert_eq!(tally.total(FaultKind::Fail), 0);
+    }
+
+    #[test]
+    fn closed_books_admit_nothing_more() {
+        let tally = FaultTally::default();
+        assert!(tally.admit(FaultKind::Fail, Some(Code::Internal), 1));
+        tally.close_books();
+        assert!(!tally.admit(FaultKind::Fail, Some(Code::Internal), 2));
+        assert!(!tally.admit(FaultKind::ResetStream, None, 3));
+        assert_eq!(
+            tally.snapshot(),
+            vec![FaultCount { kind: FaultKind::Fail, code: Some(Code::Internal), count: 1 }]
+        );
     }
 }

@@ -38,6 +38,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 /// How long calls open when the duration ends may finish by themselves before they are cut.
 const DRAIN: Duration = Duration::from_millis(500);
+/// How long statuses the embedded server injected before closing its books have to arrive.
+const BOOKS_SETTLE: Duration = Duration::from_millis(200);
 /// How long the embedded server lets connections close after the run.
 const EMBEDDED_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -293,7 +295,16 @@ pub async fn run_simulation(args: &SimulateArgs, mode: ProgressMode) -> Result<R
         }
     });
     let collector = run.collector();
-    let timing = run.finish(settings.drain).await;
+    // Before open calls are cut, the embedded server stops injecting faults that end them and
+    // what it injected is given time to arrive: a status on its way when the client stops
+    // listening would be counted injected and never observed.
+    let close_books = async {
+        if let Some(engine) = &chaos {
+            engine.tally().close_books();
+            tokio::time::sleep(BOOKS_SETTLE).await;
+        }
+    };
+    let timing = run.finish(settings.drain, close_books).await;
     stop_on_signal.abort();
     let timeline = progress.finish().await;
     let phases = match phases {

@@ -109,8 +109,9 @@ impl LoadRun {
     }
 
     /// Waits for the duration (or every slot ending, or an early stop), lets open calls end
-    /// for up to `drain`, cuts the rest and joins every slot.
-    pub async fn finish(mut self, drain: Duration) -> RunTiming {
+    /// for up to `drain`, runs `before_cut` if calls are still open (still listening to
+    /// them), cuts the rest and joins every slot.
+    pub async fn finish(mut self, drain: Duration, before_cut: impl Future<Output = ()>) -> RunTiming {
         let deadline = self.shared.started + self.duration;
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
         tokio::select! {
@@ -123,6 +124,7 @@ impl LoadRun {
         let drained =
             tokio::time::timeout(drain, async { while self.tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
+            before_cut.await;
             self.shared.cut.cancel();
             while self.tasks.join_next().await.is_some() {}
         }

@@ -32,15 +32,15 @@ pub(super) async fn cut_live<T>(
     settle(linger, targets, sent, messages).await;
     match cut {
         CutRequest::Status(status) => {
-            targets.record(FaultKind::Fail, Some(status.code()));
+            targets.inject(FaultKind::Fail, Some(status.code())).await;
             return status;
         }
         CutRequest::Reset(reason) => {
-            targets.record(FaultKind::ResetStream, None);
+            targets.inject(FaultKind::ResetStream, None).await;
             reset(targets, reason, sent);
         }
         CutRequest::Connection(share) => {
-            targets.record(share.kind(), None);
+            targets.inject(share.kind(), None).await;
             // This stream has settled; the last one to let go cuts the connection.
             drop(share);
         }

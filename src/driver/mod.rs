@@ -80,10 +80,14 @@ pub struct DriverTargets {
 }
 
 impl DriverTargets {
-    /// Records a fault injected on this stream: every fault the driver injects, drawn or asked
-    /// for live, is recorded here and nowhere else.
-    pub fn record(&self, kind: FaultKind, code: Option<Code>) {
-        self.tally.record(kind, code, self.stream_id);
+    /// Records a fault about to be injected on this stream: every fault the driver injects,
+    /// drawn or asked for live, is recorded here and nowhere else. Once the run's books are
+    /// closed the fault is not injected: this never returns, and the stream sends nothing more
+    /// until the run's cut ends it.
+    pub async fn inject(&self, kind: FaultKind, code: Option<Code>) {
+        if !self.tally.admit(kind, code, self.stream_id) {
+            std::future::pending::<()>().await;
+        }
         self.control.note_fault(kind, code);
     }
 }
@@ -134,7 +138,7 @@ pub fn drive<T: Send + 'static>(
             }
             if matches!(faults.fail, Some((Trigger::AfterMessages(count), _)) if count == sent) {
                 settle(linger, &targets, sent, &mut messages).await;
-                Err(fail(&mut faults, &targets))?;
+                Err(fail(&mut faults, &targets).await)?;
             }
             if matches!(faults.disconnect, Some((Trigger::AfterMessages(count), _)) if count == sent) {
                 disconnect(&mut faults, &targets, sent, &mut messages).await;
@@ -149,7 +153,7 @@ pub fn drive<T: Send + 'static>(
                 if cap.code != Code::Ok {
                     settle(linger, &targets, sent, &mut messages).await;
                 }
-                targets.record(FaultKind::Cap, code);
+                targets.inject(FaultKind::Cap, code).await;
                 if cap.code != Code::Ok {
                     Err(Status::new(cap.code, format!("message cap of {} reached", cap.max)))?;
                 }
@@ -172,10 +176,10 @@ pub fn drive<T: Send + 'static>(
                 Event::Message(None, _) => break,
                 // The responder's own status goes out as any server's would.
                 Event::Message(Some(message), arrived) => (message?, arrived),
-                Event::Timeout => Err(timed_out(&faults, &targets))?,
+                Event::Timeout => Err(timed_out(&faults, &targets).await)?,
                 Event::Fail => {
                     settle(linger, &targets, sent, &mut messages).await;
-                    Err(fail(&mut faults, &targets))?
+                    Err(fail(&mut faults, &targets).await)?
                 }
                 Event::Cut(cut) => Err(cut_live(cut, linger, &targets, sent, &mut messages).await)?,
                 Event::Disconnect => {
@@ -191,7 +195,7 @@ pub fn drive<T: Send + 'static>(
                 let due = schedule.next(arrived, &mut faults.rng);
                 if deadline.is_some_and(|deadline| due.at >= deadline) {
                     sleep_until(deadline).await;
-                    Err(timed_out(&faults, &targets))?;
+                    Err(timed_out(&faults, &targets).await)?;
                 }
                 if !due.delay.is_zero() {
                     targets.tally.record_latency(due.delay, targets.stream_id);
@@ -222,15 +226,15 @@ pub async fn sleep_until(when: Option<Instant>) {
     }
 }
 
-fn timed_out(faults: &StreamFaults, targets: &DriverTargets) -> Status {
+async fn timed_out(faults: &StreamFaults, targets: &DriverTargets) -> Status {
     let timeout = faults.stream_timeout.expect("only called with a timeout");
-    targets.record(FaultKind::Timeout, Some(timeout.code));
+    targets.inject(FaultKind::Timeout, Some(timeout.code)).await;
     Status::new(timeout.code, format!("stream timeout of {} ms reached", timeout.after.as_millis()))
 }
 
-fn fail(faults: &mut StreamFaults, targets: &DriverTargets) -> Status {
+async fn fail(faults: &mut StreamFaults, targets: &DriverTargets) -> Status {
     let (_, status) = faults.fail.take().expect("only called with a failure");
-    targets.record(FaultKind::Fail, Some(status.code()));
+    targets.inject(FaultKind::Fail, Some(status.code())).await;
     status
 }
 
@@ -278,7 +282,7 @@ async fn disconnect<T>(
     if discards_in_flight(mode) {
         settle(faults.cut_linger, targets, sent, messages).await;
     }
-    targets.record(FaultKind::from(mode), None);
+    targets.inject(FaultKind::from(mode), None).await;
     match mode {
         DisconnectMode::ResetStream { h2_code } => reset(targets, h2::Reason::from(h2_code), sent),
         DisconnectMode::Goaway { grace: Some(grace) } => {
@@ -304,7 +308,7 @@ async fn cut_upstream<T>(
     let (_, cut) = faults.upstream.take()?;
     let upstream = targets.upstream.as_ref()?;
     settle(faults.cut_linger, targets, sent, messages).await;
-    targets.record(FaultKind::Upstream, Some(Code::Unavailable));
+    targets.inject(FaultKind::Upstream, Some(Code::Unavailable)).await;
     Some(upstream.cut(cut))
 }
 

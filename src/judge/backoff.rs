@@ -45,25 +45,36 @@ pub fn fit(gaps: &[Gap]) -> Option<FittedBackoff> {
         gaps.iter().filter(|gap| gap.retry == retry).map(|gap| gap.seconds).collect()
     };
     let initial = median(at(1))?;
-    let longest = gaps.iter().map(|gap| gap.seconds).fold(0.0, f64::max);
-    // A plateau: at least two gaps near the longest, after the first retry; the cap is their
-    // median, so one generous jitter does not set it.
-    let plateau: Vec<f64> = gaps
-        .iter()
-        .filter(|gap| gap.retry > 1 && gap.seconds >= longest * 0.85)
-        .map(|gap| gap.seconds)
-        .collect();
-    let cap = (plateau.len() >= 2 && longest > initial * 1.5).then(|| median(plateau)).flatten();
-    // Growth: the log-linear fit over the first retries whose medians stay well under the cap
-    // (a jittered step into the cap, or along it, is no growth). Spanning several retries keeps
-    // one retry's jitter from setting the rate; "well under" leaves room for a ±20% jitter and
-    // a loaded machine's round trip on the last step before the cap.
     let deepest = gaps.iter().map(|gap| gap.retry).max().unwrap_or(1);
-    let growing: Vec<f64> = (1..=deepest)
-        .map_while(|retry| median(at(retry)))
-        .take_while(|seconds| cap.is_none_or(|cap| *seconds < cap * 0.6))
-        .collect();
-    let multiplier = log_linear_growth(&growing).unwrap_or(1.0).max(1.0);
+    let medians: Vec<f64> = (1..=deepest).map_while(|retry| median(at(retry))).collect();
+    let (cap, growing) = match plateau_start(&medians) {
+        // The gaps from the plateau's first retry on give the cap; the ones before it, the
+        // growth.
+        Some(start) => {
+            let capped = gaps.iter().filter(|gap| gap.retry as usize > start).map(|gap| gap.seconds);
+            (median(capped.collect()), &medians[..start])
+        }
+        None => {
+            // Too few retries along the cap to see it level off: at least two gaps near the
+            // longest, after the first retry, with their median as the cap (so one generous
+            // jitter does not set it). The growth is fitted over the retries whose medians stay
+            // well under it: a jittered step into the cap is no growth, and "well under" leaves
+            // room for a ±20% jitter and a loaded machine's round trip on the step before.
+            let longest = gaps.iter().map(|gap| gap.seconds).fold(0.0, f64::max);
+            let near_longest: Vec<f64> = gaps
+                .iter()
+                .filter(|gap| gap.retry > 1 && gap.seconds >= longest * 0.85)
+                .map(|gap| gap.seconds)
+                .collect();
+            let cap = (near_longest.len() >= 2 && longest > initial * GROWN)
+                .then(|| median(near_longest))
+                .flatten();
+            let under =
+                medians.iter().take_while(|seconds| cap.is_none_or(|cap| **seconds < cap * 0.6)).count();
+            (cap, &medians[..under])
+        }
+    };
+    let multiplier = log_linear_growth(growing).unwrap_or(1.0).max(1.0);
     let fitted = BackoffPolicy {
         initial: Duration::from_secs_f64(initial),
         multiplier,
@@ -85,6 +96,29 @@ pub fn fit(gaps: &[Gap]) -> Option<FittedBackoff> {
         multiplier: (multiplier * 1000.0).round() / 1000.0,
         jitter: (jitter * 1000.0).round() / 1000.0,
         max_ms: cap.map(super::samples::round_ms),
+    })
+}
+
+/// How far above the first retry a plateau must sit to be a cap rather than a fixed delay.
+const GROWN: f64 = 1.5;
+/// The widest spread (longest over shortest) of per-retry medians along a cap: a ±20% jitter
+/// spans 1.5.
+const PLATEAU_SPREAD: f64 = 1.6;
+/// Retries along the cap needed to see the gaps level off.
+const PLATEAU_RETRIES: usize = 3;
+
+/// Where the per-retry medians (`medians[0]` is the first retry's) level off: the index of the
+/// first retry of the longest run to the end that stays within [`PLATEAU_SPREAD`], holds at
+/// least [`PLATEAU_RETRIES`] retries and sits well above the first retry. Fitting the cap to a
+/// run rather than to the few gaps near the longest one keeps a single streak's jitter from
+/// hiding it.
+fn plateau_start(medians: &[f64]) -> Option<usize> {
+    let first = *medians.first()?;
+    (1..medians.len().saturating_sub(PLATEAU_RETRIES - 1)).find(|&start| {
+        let run = &medians[start..];
+        let low = run.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = run.iter().copied().fold(0.0, f64::max);
+        high <= low * PLATEAU_SPREAD && median(run.to_vec()).is_some_and(|level| level > first * GROWN)
     })
 }
 
@@ -196,6 +230,26 @@ mod tests {
         let gaps = one_streak(&[0.12, 0.166, 0.53, 0.86, 1.1, 0.93, 1.04]);
         let fitted = fit(&gaps).unwrap();
         assert!((1.6..=2.4).contains(&fitted.multiplier), "{fitted:?}");
+    }
+
+    #[test]
+    fn a_cap_is_seen_where_one_streak_levels_off_even_with_one_gap_far_above_it() {
+        // 100 ms ×2 ±20% up to 1 s: one generous jitter (1.19 s) leaves no second gap within
+        // 15% of the longest, yet the last four retries clearly level off.
+        let gaps = one_streak(&[0.104, 0.182, 0.35, 0.7, 1.19, 0.83, 0.9, 0.86]);
+        let fitted = fit(&gaps).unwrap();
+        assert!((800.0..=1000.0).contains(&fitted.max_ms.unwrap()), "{fitted:?}");
+        assert!((1.7..=2.3).contains(&fitted.multiplier), "{fitted:?}");
+        assert_eq!(compliance(&POLICY_TO_ONE_SECOND, &gaps), Some(1.0));
+    }
+
+    #[test]
+    fn a_slow_steady_growth_is_no_plateau() {
+        // ×1.5 with no cap: three retries in a row already span 2.25.
+        let gaps = one_streak(&[0.1, 0.15, 0.225, 0.338, 0.506, 0.759, 1.139]);
+        let fitted = fit(&gaps).unwrap();
+        assert!(fitted.max_ms.is_none(), "{fitted:?}");
+        assert!((1.45..=1.55).contains(&fitted.multiplier), "{fitted:?}");
     }
 
     #[test]

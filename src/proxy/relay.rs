@@ -251,7 +251,10 @@ impl Relay {
                     }
                 }
                 if let Some(max) = inbound_cap.filter(|max| received > *max) {
-                    tally.record(FaultKind::InboundCap, Some(tonic::Code::ResourceExhausted), stream_id);
+                    if !tally.admit(FaultKind::InboundCap, Some(tonic::Code::ResourceExhausted), stream_id) {
+                        // The run's books are closed: the stream waits for the run's cut.
+                        std::future::pending::<()>().await;
+                    }
                     live.control.note_fault(FaultKind::InboundCap, Some(tonic::Code::ResourceExhausted));
                     let status = Status::resource_exhausted(format!("inbound message cap of {max} reached"));
                     let _ = failure.set(status.clone());

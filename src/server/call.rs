@@ -91,7 +91,10 @@ impl Inbound {
                 probe.observe(message);
             }
             if let Some(cap) = self.cap.as_ref().filter(|cap| self.received > cap.max) {
-                cap.tally.record(FaultKind::InboundCap, Some(Code::ResourceExhausted), cap.stream_id);
+                if !cap.tally.admit(FaultKind::InboundCap, Some(Code::ResourceExhausted), cap.stream_id) {
+                    // The run's books are closed: the stream waits for the run's cut.
+                    std::future::pending::<()>().await;
+                }
                 cap.control.note_fault(FaultKind::InboundCap, Some(Code::ResourceExhausted));
                 return Err(Status::resource_exhausted(format!(
                     "inbound message cap of {} reached",
