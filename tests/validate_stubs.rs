@@ -213,6 +213,7 @@ fn replay_key_problems_are_located() {
         (8, column(8, r#"{"ts":1}"#), "expected a list of replies"),
         (9, column(9, r#""soon""#), "expected milliseconds after the message arrived"),
         (9, column(9, r#""txt""#), "unknown field 'txt' in a reply"),
+        (9, column(9, r#"{"ts":2"#), "a reply needs `text`, `error: true` or `close: true`"),
         (10, 1, "an outbound entry needs `text`"),
         (11, column(11, "[]"), "`details` belongs to an `error: true` entry"),
         (12, column(12, r#""x"}"#), "a `close` reply sends nothing"),

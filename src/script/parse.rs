@@ -141,7 +141,8 @@ impl ScriptParser<'_> {
         if self.flag(line, &node, "error", "error") {
             let code = self.code(line, &node, "code");
             effects.error = Some(code);
-            effects.details = node.get("details").and_then(|details| self.details(line, details, code, "details"));
+            effects.details =
+                node.get("details").and_then(|details| self.details(line, details, code, "details"));
         } else {
             self.needs_error(line, &node, "");
         }

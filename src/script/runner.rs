@@ -26,8 +26,8 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use super::model::{Due, Effects, InEntry, OutEntry, ReplyAction, Script, TextPattern};
-use crate::config::StatusDetails;
 use crate::chaos::stream_rng;
+use crate::config::StatusDetails;
 use crate::proto::json::{DefaultFields, FieldNames, message_from_json, message_to_json};
 use crate::proto::{CallKind, OutboundMessage};
 use crate::server::{Call, Inbound, OutboundStream};
@@ -314,7 +314,9 @@ impl Player {
         let after = Duration::from_millis(self.due_millis_of(&entry.delay, entry.line)?);
         let effects = &entry.effects;
         match (effects.error, response) {
-            (Some(code), text) => actions.push((after, Action::Fail(status(code, text, effects.details.as_ref())))),
+            (Some(code), text) => {
+                actions.push((after, Action::Fail(status(code, text, effects.details.as_ref()))))
+            }
             (None, Some(text)) => {
                 actions.push((after, Action::Send(self.to_message(text, entry.line)?)));
                 if effects.close {

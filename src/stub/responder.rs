@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_stream::try_stream;
-use futures::{FutureExt, StreamExt};
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use prost_reflect::DynamicMessage;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
