@@ -238,14 +238,15 @@ impl Player {
     }
 
     fn due_millis(&mut self, entry: &OutEntry) -> Result<u64, Status> {
-        self.due_millis_of(&entry.due, entry.line)
+        self.due_millis_of(&entry.due, None, entry.line)
     }
 
-    fn due_millis_of(&mut self, due: &Due, line: usize) -> Result<u64, Status> {
+    /// `due` in milliseconds; a template sees `message` (the inbound message it answers).
+    fn due_millis_of(&mut self, due: &Due, message: Option<&Json>, line: usize) -> Result<u64, Status> {
         match due {
             Due::At(millis) => Ok(*millis),
             Due::Template(template) => {
-                let value = self.evaluate(template, None, line)?;
+                let value = self.evaluate(template, message, line)?;
                 value.as_f64().filter(|ms| *ms >= 0.0).map(|ms| ms as u64).ok_or_else(|| {
                     self.failure(line, &format!("`ts` must evaluate to milliseconds, got {value}"))
                 })
@@ -311,7 +312,7 @@ impl Player {
             Some(body) => Some(self.render(body, Some(&json), entry.line)?),
             None => None,
         };
-        let after = Duration::from_millis(self.due_millis_of(&entry.delay, entry.line)?);
+        let after = Duration::from_millis(self.due_millis_of(&entry.delay, Some(&json), entry.line)?);
         let effects = &entry.effects;
         match (effects.error, response) {
             (Some(code), text) => {
