@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 /// How far a gap the client sees may be from the script's.
 const TOLERANCE_MS: f64 = 5.0;
 
+/// Calls made when a gap is off: a machine busy with other work can hold up a client thread
+/// for tens of milliseconds once; a replay that keeps the wrong time is off on every call.
+const ATTEMPTS: usize = 3;
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -22,12 +26,32 @@ fn field(outcome: &ClientOutcome, name: &str) -> Vec<Value> {
     outcome.responses.iter().map(|response| response[name].clone()).collect()
 }
 
-fn assert_gap(what: &str, from: f64, to: f64, expected: f64) {
-    let gap = to - from;
-    assert!(
-        (gap - expected).abs() <= TOLERANCE_MS,
-        "{what}: the client saw {gap:.1} ms, the script says {expected} ms"
-    );
+/// Every gap (what, from, to, the script's gap) that is off by more than [`TOLERANCE_MS`].
+fn gaps_off(gaps: &[(&str, f64, f64, f64)]) -> Vec<String> {
+    gaps.iter()
+        .filter(|(_, from, to, expected)| (to - from - expected).abs() > TOLERANCE_MS)
+        .map(|(what, from, to, expected)| {
+            format!("{what}: the client saw {:.1} ms, the script says {expected} ms", to - from)
+        })
+        .collect()
+}
+
+/// Runs `call` until its gaps are right, at most [`ATTEMPTS`] times; every other check in
+/// `call` holds on every attempt.
+async fn with_right_gaps<F, Fut>(mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let off = call().await;
+        if off.is_empty() {
+            return;
+        }
+        seen.push(off.join("; "));
+    }
+    panic!("gaps off on every one of {ATTEMPTS} calls:\n{}", seen.join("\n"));
 }
 
 /// The k-th recorded client message (k from 1) is the entry whose condition wants k - 1
@@ -54,6 +78,7 @@ async fn bidi_replay_keeps_the_recorded_timing_and_ends_with_the_recorded_error(
     write(&dir.path().join("chat.jsonl"), CHAT);
     let (_serve, addr) = common::spawn_serve(&["--stubs", dir.path().to_str().unwrap()]).await;
     let hello = json!({"user_id": "u1", "content": "hello"});
+    with_right_gaps(|| async {
     let outcome = ClientCall::new(Client::Python, addr, "myapp.ChatService/Chat")
         .requests(json!([hello, hello]))
         .arg("--send-interval-ms")
@@ -78,15 +103,19 @@ async fn bidi_replay_keeps_the_recorded_timing_and_ends_with_the_recorded_error(
             "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RECORDED", "domain": "chat.example.com"}]
         }))
     );
-    let at = &outcome.received_at_ms;
-    assert_gap("first-a to first-b", at[0], at[1], 50.0);
-    assert_gap("first-a to first-c", at[0], at[5], 380.0);
-    assert_gap("second-a to second-b", at[2], at[3], 50.0);
-    assert_gap("second-a to the error", at[2], outcome.ended_at_ms, 240.0);
-    assert_gap("second-b to the error", at[3], outcome.ended_at_ms, 190.0);
     assert_eq!(outcome.initial_metadata.get("x-recorded"), Some(&json!("yes")));
     assert_eq!(outcome.initial_metadata.get("x-user"), Some(&json!("u1")));
     assert_eq!(outcome.trailing_metadata.get("x-trailer"), Some(&json!("t-hello")), "{outcome:?}");
+    let at = &outcome.received_at_ms;
+    gaps_off(&[
+        ("first-a to first-b", at[0], at[1], 50.0),
+        ("first-a to first-c", at[0], at[5], 380.0),
+        ("second-a to second-b", at[2], at[3], 50.0),
+        ("second-a to the error", at[2], outcome.ended_at_ms, 240.0),
+        ("second-b to the error", at[3], outcome.ended_at_ms, 190.0),
+    ])
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -110,17 +139,22 @@ async fn server_stream_replay_ends_ok_at_the_recorded_close() {
 "#,
     );
     let (_serve, addr) = common::spawn_serve(&["--stubs", dir.path().to_str().unwrap()]).await;
-    let outcome = ClientCall::new(Client::Python, addr, "myapp.NotificationService/Subscribe")
-        .requests(json!([{"topics": ["news"]}]))
-        .run()
-        .await;
-    assert_eq!(outcome.code, "OK", "{}", outcome.details);
-    assert_eq!(field(&outcome, "topic"), ["t0", "t1", "t2"]);
-    let at = &outcome.received_at_ms;
-    assert_gap("t0 to t1", at[0], at[1], 40.0);
-    assert_gap("t1 to t2", at[1], at[2], 60.0);
-    assert_gap("t0 to the end", at[0], outcome.ended_at_ms, 250.0);
-    assert_eq!(outcome.trailing_metadata.get("x-served-by"), Some(&json!("script news")), "{outcome:?}");
+    with_right_gaps(|| async {
+        let outcome = ClientCall::new(Client::Python, addr, "myapp.NotificationService/Subscribe")
+            .requests(json!([{"topics": ["news"]}]))
+            .run()
+            .await;
+        assert_eq!(outcome.code, "OK", "{}", outcome.details);
+        assert_eq!(field(&outcome, "topic"), ["t0", "t1", "t2"]);
+        assert_eq!(outcome.trailing_metadata.get("x-served-by"), Some(&json!("script news")), "{outcome:?}");
+        let at = &outcome.received_at_ms;
+        gaps_off(&[
+            ("t0 to t1", at[0], at[1], 40.0),
+            ("t1 to t2", at[1], at[2], 60.0),
+            ("t0 to the end", at[0], outcome.ended_at_ms, 250.0),
+        ])
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -135,14 +169,15 @@ async fn bidi_replay_without_an_ending_waits_for_pending_replies() {
     let (_serve, addr) = common::spawn_serve(&["--stubs", dir.path().to_str().unwrap()]).await;
     // The client half-closes right after its messages: the stream still ends only after the
     // last reply, OK.
-    let outcome = ClientCall::new(Client::Python, addr, "myapp.ChatService/Chat")
-        .requests(json!([{"content": "once"}, {"content": "later"}]))
-        .run()
-        .await;
-    assert_eq!(outcome.code, "OK", "{}", outcome.details);
-    assert_eq!(field(&outcome, "content"), ["a", "c", "b"]);
-    let at = &outcome.received_at_ms;
-    assert_gap("a to b", at[0], at[2], 90.0);
-    assert!(outcome.ended_at_ms >= at[2], "{outcome:?}");
-    assert!(outcome.ended_at_ms - at[2] <= TOLERANCE_MS, "the end waited {:?}", outcome.ended_at_ms - at[2]);
+    with_right_gaps(|| async {
+        let outcome = ClientCall::new(Client::Python, addr, "myapp.ChatService/Chat")
+            .requests(json!([{"content": "once"}, {"content": "later"}]))
+            .run()
+            .await;
+        assert_eq!(outcome.code, "OK", "{}", outcome.details);
+        assert_eq!(field(&outcome, "content"), ["a", "c", "b"]);
+        let at = &outcome.received_at_ms;
+        gaps_off(&[("a to b", at[0], at[2], 90.0), ("b to the end", at[2], outcome.ended_at_ms, 0.0)])
+    })
+    .await;
 }
