@@ -163,3 +163,34 @@ async fn a_failing_script_still_carries_the_stub_trailers() {
     assert_eq!(texts(&outcome), [json!("sent")]);
     assert_eq!(outcome.status.metadata().get("x-served-by").and_then(|v| v.to_str().ok()), Some("t-news"));
 }
+
+/// An inbound `error` entry ends the stream at its `ts` after the message: with its `response`
+/// as the status message and its `details`, or with no message when it has no `response`.
+#[tokio::test]
+async fn inbound_error_entries_end_at_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("myapp.ChatService/Chat.jsonl"),
+        concat!(
+            r#"{"ts":40,"dir":"in","text":{"content":"stop"},"error":true,"code":"ABORTED","response":"stopped {{request.ws.message.user_id}}","details":[{"@type":"google.rpc.ErrorInfo","reason":"STOP"}]}"#,
+            "\n",
+            r#"{"ts":10,"dir":"in","text":{"content":"quiet"},"error":true,"code":"DATA_LOSS"}"#,
+            "\n"
+        ),
+    );
+    let server = TestServer::start_with_stubs(&["protos/myapp"], &[dir.path().to_str().unwrap()]).await;
+    let message = |content: &str| {
+        json_message(&server.pool, "myapp.ChatMessage", json!({"user_id": "u9", "content": content}))
+    };
+    let started = std::time::Instant::now();
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.ChatService/Chat", vec![message("stop")]).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(40), "{:?}", started.elapsed());
+    assert_eq!((outcome.status.code(), outcome.status.message()), (Code::Aborted, "stopped u9"));
+    let details = <tonic_types::pb::Status as prost::Message>::decode(outcome.status.details()).unwrap();
+    assert_eq!((details.code, details.message.as_str()), (Code::Aborted as i32, "stopped u9"));
+    assert_eq!(details.details[0].type_url, "type.googleapis.com/google.rpc.ErrorInfo");
+    let outcome =
+        call(server.channel().await, &server.pool, "myapp.ChatService/Chat", vec![message("quiet")]).await;
+    assert_eq!((outcome.status.code(), outcome.status.message()), (Code::DataLoss, ""));
+}
