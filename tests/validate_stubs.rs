@@ -165,3 +165,72 @@ fn stub_template_problems_are_located() {
         "{stderr}"
     );
 }
+
+/// The keys for replaying recorded streams (`ts` on inbound entries, `responses`, `close`
+/// without text, `details`): each bad one is reported at its own line and column.
+#[test]
+fn replay_key_problems_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = dir.path().join("myapp.ChatService");
+    std::fs::create_dir_all(&bound).unwrap();
+    let script = bound.join("Chat.jsonl");
+    let lines = [
+        // 1: fine: delayed replies, an error with details, an OK close without text.
+        r#"{"ts":0,"dir":"in","text":{"content":"a"},"responses":[{"ts":5,"text":{"content":"x"}},{"ts":9,"error":true,"code":"FAILED_PRECONDITION","text":"no","details":[{"@type":"google.rpc.ErrorInfo","reason":"R"}]}]}"#,
+        r#"{"ts":30,"dir":"out","close":true}"#,
+        // 3: a decreasing ts.
+        r#"{"dir":"in","text":{"content":"b"},"responses":[{"ts":20,"text":"x"},{"ts":10,"text":"y"}]}"#,
+        // 4: both `response` and `responses`.
+        r#"{"dir":"in","text":{"content":"c"},"response":"x","responses":[{"ts":1,"text":"y"}]}"#,
+        // 5: an unknown code in a reply.
+        r#"{"dir":"in","text":{"content":"d"},"responses":[{"ts":1,"error":true,"code":"NOPE"}]}"#,
+        // 6: bad details on an outbound error.
+        r#"{"ts":1,"dir":"out","error":true,"code":"INTERNAL","details":[{"@type":"myapp.Nope"}]}"#,
+        // 7: wrong types: `ts` of an inbound entry, `responses`, a reply's `ts`.
+        r#"{"ts":true,"dir":"in","text":{"content":"e"},"response":"x"}"#,
+        r#"{"dir":"in","text":{"content":"f"},"responses":{"ts":1}}"#,
+        r#"{"dir":"in","text":{"content":"g"},"responses":[{"ts":"soon","text":"x"},{"ts":2,"txt":"y"}]}"#,
+        // 10: an outbound entry with neither text nor an ending; `details` without `error`.
+        r#"{"ts":1,"dir":"out"}"#,
+        r#"{"ts":1,"dir":"out","text":"x","details":[]}"#,
+        // 12: a reply after the reply that ended the stream; a close reply with text.
+        r#"{"dir":"in","text":{"content":"h"},"responses":[{"ts":1,"close":true,"text":"x"},{"ts":2,"text":"y"}]}"#,
+        // 13: `close` on an entry with `responses`, and a non-zero entry `ts` with them.
+        r#"{"ts":5,"dir":"in","text":{"content":"i"},"close":true,"responses":[{"text":"y"}]}"#,
+    ];
+    std::fs::write(&script, lines.join("\n") + "\n").unwrap();
+    let output = validate("protos/myapp", dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file = script.display().to_string();
+    let column = |line: usize, needle: &str| lines[line - 1].find(needle).unwrap() + 1;
+    let expected = [
+        (3, column(3, r#"10,"text":"y""#), "replies go in time order: ts 10 comes after a reply at ts 20"),
+        (4, column(4, r#"[{"ts":1"#), "either `response` or `responses`, not both"),
+        (5, column(5, r#""NOPE""#), "not a gRPC status code"),
+        (6, column(6, r#"[{"@type":"myapp.Nope"#), "myapp.Nope"),
+        (7, column(7, "true"), "expected milliseconds or a template"),
+        (8, column(8, r#"{"ts":1}"#), "expected a list of replies"),
+        (9, column(9, r#""soon""#), "expected milliseconds after the message arrived"),
+        (9, column(9, r#""txt""#), "unknown field 'txt' in a reply"),
+        (9, column(9, r#"{"ts":2"#), "a reply needs `text`, `error: true` or `close: true`"),
+        (10, 1, "an outbound entry needs `text`"),
+        (11, column(11, "[]"), "`details` belongs to an `error: true` entry"),
+        (12, column(12, r#""x"}"#), "a `close` reply sends nothing"),
+        (12, column(12, r#"{"ts":2"#), "never sent: responses[0] already ends the stream"),
+        (13, column(13, "true,"), "`close` does not go with `responses`"),
+        (13, column(13, "5,"), "the entry's `ts` must be 0 or absent"),
+    ];
+    for (line, column, message) in expected {
+        let prefix = format!("{file}:{line}:{column}:");
+        assert!(
+            stderr.lines().any(|found| found.starts_with(&prefix) && found.contains(message)),
+            "missing {prefix} ... {message} in:\n{stderr}"
+        );
+    }
+    for fine in [1, 2] {
+        let prefix = format!("{file}:{fine}:");
+        assert!(!stderr.lines().any(|found| found.starts_with(&prefix)), "line {fine} is fine:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().filter(|line| line.starts_with(&file)).count(), expected.len(), "{stderr}");
+}

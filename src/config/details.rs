@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use prost::Message;
-use prost_reflect::DescriptorPool;
+use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value as Json, json};
 use tonic::Code;
 
@@ -37,22 +37,52 @@ fn with_type_url(detail: &Node) -> Json {
 
 /// The encoded `google.rpc.Status` for `code`, `message` and the list of details in `node`.
 pub(super) fn encode_details(code: Code, message: &str, node: &Node) -> Parsed<Bytes> {
+    let mut status = status_with_details(code, node, None)?;
+    status.set_message(message);
+    Ok(status.encode())
+}
+
+/// A `google.rpc.Status` with its code and details fixed at load and its message given when it
+/// is sent (a stream script's error text is a template).
+#[derive(Debug, Clone)]
+pub struct StatusDetails(DynamicMessage);
+
+impl StatusDetails {
+    pub fn set_message(&mut self, message: &str) {
+        self.0.set_field_by_name("message", prost_reflect::Value::String(message.to_owned()));
+    }
+
+    /// The encoded status carrying `message`, for `grpc-status-details-bin`.
+    pub fn encode_with(&self, message: &str) -> Bytes {
+        let mut status = self.clone();
+        status.set_message(message);
+        status.encode()
+    }
+
+    fn encode(&self) -> Bytes {
+        Bytes::from(self.0.encode_to_vec())
+    }
+}
+
+/// `code` and the list of details in `node` as a `google.rpc.Status` (message empty). Detail
+/// types come from `pool` when it has them (a stub's or script's protos), else from the
+/// `google.rpc` error model.
+pub fn status_with_details(code: Code, node: &Node, pool: Option<&DescriptorPool>) -> Parsed<StatusDetails> {
     let Some(items) = node.as_seq() else {
         return Err(format!("expected a list of details, found {}", node.kind()));
     };
-    let status_type = error_model()
+    let status_type = pool
         .and_then(|pool| pool.get_message_by_name("google.rpc.Status"))
+        .or_else(|| error_model().and_then(|pool| pool.get_message_by_name("google.rpc.Status")))
         .ok_or("google.rpc.Status is not available in this build")?;
     let details: Vec<Json> = items.iter().map(with_type_url).collect();
-    let status = json!({"code": code as i32, "message": message, "details": details});
-    message_from_json(&status_type, &status).map(|status| Bytes::from(status.encode_to_vec())).map_err(
-        |error| {
-            format!(
-                "{} (each detail needs '@type' naming a google.rpc error detail, e.g. google.rpc.RetryInfo)",
-                error.reason
-            )
-        },
-    )
+    let status = json!({"code": code as i32, "message": "", "details": details});
+    message_from_json(&status_type, &status).map(StatusDetails).map_err(|error| {
+        format!(
+            "{} (each detail needs '@type' naming a google.rpc error detail, e.g. google.rpc.RetryInfo)",
+            error.reason
+        )
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod clients;
 mod details;
+pub use details::{StatusDetails, status_with_details};
 mod draws;
 mod faults;
 mod live_cut;

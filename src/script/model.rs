@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tonic::Code;
 
+use crate::config::StatusDetails;
 use crate::proto::MethodEntry;
 use crate::stub::matcher::MessageMatcher;
 use crate::template::{JsonTemplate, Template};
@@ -43,6 +44,8 @@ pub struct Effects {
     pub close: bool,
     /// `error: true`: the stream ends with this status, the entry's text as its message.
     pub error: Option<Code>,
+    /// `details` of an `error: true` entry: sent as `grpc-status-details-bin`.
+    pub details: Option<StatusDetails>,
 }
 
 /// A `dir: "out"` entry.
@@ -51,7 +54,9 @@ pub struct OutEntry {
     pub line: usize,
     pub due: Due,
     pub condition: Option<Template>,
-    pub text: JsonTemplate,
+    /// Absent only on `close: true` (ends the stream OK without sending) and `error: true`
+    /// (an empty status message) entries.
+    pub text: Option<JsonTemplate>,
     pub effects: Effects,
 }
 
@@ -61,9 +66,35 @@ pub struct InEntry {
     pub line: usize,
     pub pattern: TextPattern,
     pub condition: Option<Template>,
-    /// Sent at once (bidi) or kept as the final answer (client streaming).
+    /// Sent `delay` after the message arrived (bidi) or kept as the final answer (client
+    /// streaming).
     pub response: Option<JsonTemplate>,
+    /// `ts`: milliseconds after the matched message arrived before `response` goes (and the
+    /// entry's `close` or `error` ends the stream).
+    pub delay: Due,
+    /// `responses`: replies to one message, each at its own time after the message arrived,
+    /// in order (their times never decrease).
+    pub replies: Vec<Reply>,
     pub effects: Effects,
+}
+
+/// One element of an inbound entry's `responses`.
+#[derive(Debug)]
+pub struct Reply {
+    /// Milliseconds after the matched message arrived.
+    pub after: u64,
+    pub action: ReplyAction,
+}
+
+/// What a reply does when its time comes.
+#[derive(Debug)]
+pub enum ReplyAction {
+    /// `text`: a message, templated like `response`.
+    Send(JsonTemplate),
+    /// `error: true`: ends the stream with `code`, `text` as the status message.
+    Fail { code: Code, text: Option<JsonTemplate>, details: Option<StatusDetails> },
+    /// `close: true`: ends the stream OK.
+    Close,
 }
 
 /// How an inbound entry's `text` matches a message.

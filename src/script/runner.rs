@@ -4,10 +4,16 @@
 //! holds. Per-stream state lives here, and all randomness comes from an RNG seeded by the
 //! server's seed and the stream id.
 //!
-//! Endings: `close: true` ends the stream OK after its entry; `error: true` ends it with the
-//! entry's code and text. Otherwise a server stream ends after its last outbound entry, a bidi
-//! stream once the client has half-closed and the timeline has run out, and a client stream
-//! answers with the last kept response when the client half-closes.
+//! Replies to an inbound message (`response` after the entry's `ts`, or each of `responses` at
+//! its own `ts`) are rendered when the message arrives and wait in a queue merged with the
+//! timeline, so a reply due later holds up neither the timeline nor later inbound messages.
+//!
+//! Endings: `close: true` ends the stream OK after its entry (an outbound `close` without
+//! `text` ends it at its `ts` without sending); `error: true` ends it with the entry's code,
+//! text and details. Otherwise a server stream ends after its last outbound entry, a bidi
+//! stream once the client has half-closed, the timeline has run out and no reply is waiting,
+//! and a client stream answers with the last kept response when the client half-closes (its
+//! entries' `ts` is not used: it answers once).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,8 +25,9 @@ use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::model::{Due, Effects, InEntry, OutEntry, Script, TextPattern};
+use super::model::{Due, Effects, InEntry, OutEntry, ReplyAction, Script, TextPattern};
 use crate::chaos::stream_rng;
+use crate::config::StatusDetails;
 use crate::proto::json::{DefaultFields, FieldNames, message_from_json, message_to_json};
 use crate::proto::{CallKind, OutboundMessage};
 use crate::server::{Call, Inbound, OutboundStream};
@@ -72,11 +79,41 @@ fn request_json(message: &DynamicMessage) -> Json {
     message_to_json(message, FieldNames::Proto, DefaultFields::Include).unwrap_or(Json::Null)
 }
 
-/// What happened while waiting: an outbound entry fell due, or the client spoke (or
-/// half-closed, or failed).
+/// What happened while waiting: an outbound entry fell due, a reply fell due, or the client
+/// spoke (or half-closed, or failed).
 enum Event {
-    Due,
+    Timeline,
+    Reply,
     Inbound(Result<Option<DynamicMessage>, Status>),
+}
+
+/// What an entry or a reply does when its time comes.
+enum Action {
+    Send(OutboundMessage),
+    Close,
+    Fail(Status),
+}
+
+/// A reply to an inbound message, rendered when the message arrived, waiting for its time.
+struct Scheduled {
+    due: Instant,
+    action: Action,
+}
+
+/// Replies waiting for their time, earliest first; replies due at the same time keep the
+/// order they were scheduled in.
+#[derive(Default)]
+struct Replies(std::collections::VecDeque<Scheduled>);
+
+impl Replies {
+    fn schedule(&mut self, reply: Scheduled) {
+        let at = self.0.partition_point(|waiting| waiting.due <= reply.due);
+        self.0.insert(at, reply);
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.0.front().map(|reply| reply.due)
+    }
 }
 
 /// One stream's run of a script.
@@ -94,15 +131,10 @@ struct Player {
     opened: Instant,
 }
 
-/// What an entry asks for once it has fired.
-enum Outcome {
-    Continue,
-    Close,
-    Fail(Status),
-}
-
 impl Player {
-    /// Server streaming and bidi: the timeline and, for bidi, the inbound rules.
+    /// Server streaming and bidi: the timeline and, for bidi, the inbound rules. Replies to
+    /// inbound messages wait in a queue merged with the timeline, so a reply due later holds
+    /// up neither the timeline nor the messages after it.
     fn converse(
         mut self,
         first: Option<DynamicMessage>,
@@ -113,6 +145,7 @@ impl Player {
         try_stream! {
             let mut pending = first.filter(|_| bidi);
             let mut client_open = bidi;
+            let mut replies = Replies::default();
             let mut next = 0;
             let mut due_at = None;
             loop {
@@ -120,42 +153,64 @@ impl Player {
                 if let (Some(entry), None) = (entry, due_at) {
                     due_at = Some(self.opened + Duration::from_millis(self.due_millis(entry)?));
                 }
+                let timeline = due_at.filter(|_| entry.is_some());
+                // The earlier of the timeline's next entry and the first waiting reply; the
+                // timeline first at the same time.
+                let (due, due_event) = match (timeline, replies.next_due()) {
+                    (Some(timeline), Some(reply)) if reply < timeline => (Some(reply), Event::Reply),
+                    (Some(timeline), _) => (Some(timeline), Event::Timeline),
+                    (None, Some(reply)) => (Some(reply), Event::Reply),
+                    (None, None) => (None, Event::Timeline),
+                };
                 // What is already due goes first: a ts 0 welcome precedes the answer to the
                 // client's first message.
-                let event = match (entry, pending.take()) {
-                    (Some(_), pending_message) if due_at.is_some_and(|due| due <= Instant::now()) => {
+                let event = match (due, pending.take()) {
+                    (Some(due), pending_message) if due <= Instant::now() => {
                         pending = pending_message;
-                        Event::Due
+                        due_event
                     }
                     (_, Some(message)) => Event::Inbound(Ok(Some(message))),
                     (None, None) if !client_open => break,
                     _ => tokio::select! {
-                        _ = tokio::time::sleep_until(due_at.unwrap_or_else(Instant::now)), if entry.is_some() => Event::Due,
+                        _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => due_event,
                         message = inbound.next(), if client_open => Event::Inbound(message),
                     },
                 };
-                let (message, outcome) = match event {
+                let actions = match event {
                     Event::Inbound(received) => match received? {
-                        Some(message) => self.on_inbound(&message)?,
+                        Some(message) => {
+                            let arrived = Instant::now();
+                            for (after, action) in self.on_inbound(&message)? {
+                                replies.schedule(Scheduled { due: arrived + after, action });
+                            }
+                            continue;
+                        }
                         None => {
                             client_open = false;
                             continue;
                         }
                     },
-                    Event::Due => {
+                    Event::Reply => vec![replies.0.pop_front().expect("a due reply exists").action],
+                    Event::Timeline => {
                         let entry = entry.expect("a due entry exists");
                         next += 1;
                         due_at = None;
                         self.on_outbound(entry)?
                     }
                 };
-                if let Some(message) = message {
-                    yield message;
+                let mut ended = false;
+                for action in actions {
+                    match action {
+                        Action::Send(message) => yield message,
+                        Action::Close => {
+                            ended = true;
+                            break;
+                        }
+                        Action::Fail(status) => Err(status)?,
+                    }
                 }
-                match outcome {
-                    Outcome::Continue => {}
-                    Outcome::Close => break,
-                    Outcome::Fail(status) => Err(status)?,
+                if ended {
+                    break;
                 }
             }
         }
@@ -169,13 +224,13 @@ impl Player {
     ) -> Result<Option<OutboundMessage>, Status> {
         let mut kept = None;
         let mut message = first;
-        while let Some(current) = message {
-            let (reply, outcome) = self.on_inbound(&current)?;
-            kept = reply.or(kept);
-            match outcome {
-                Outcome::Continue => {}
-                Outcome::Close => break,
-                Outcome::Fail(status) => return Err(status),
+        'messages: while let Some(current) = message {
+            for (_, action) in self.on_inbound(&current)? {
+                match action {
+                    Action::Send(reply) => kept = Some(reply),
+                    Action::Close => break 'messages,
+                    Action::Fail(status) => return Err(status),
+                }
             }
             message = inbound.next().await?;
         }
@@ -183,26 +238,48 @@ impl Player {
     }
 
     fn due_millis(&mut self, entry: &OutEntry) -> Result<u64, Status> {
-        match &entry.due {
+        self.due_millis_of(&entry.due, None, entry.line)
+    }
+
+    /// `due` in milliseconds; a template sees `message` (the inbound message it answers).
+    fn due_millis_of(&mut self, due: &Due, message: Option<&Json>, line: usize) -> Result<u64, Status> {
+        match due {
             Due::At(millis) => Ok(*millis),
             Due::Template(template) => {
-                let value = self.evaluate(template, None, entry.line)?;
+                let value = self.evaluate(template, message, line)?;
                 value.as_f64().filter(|ms| *ms >= 0.0).map(|ms| ms as u64).ok_or_else(|| {
-                    self.failure(entry.line, &format!("`ts` must evaluate to milliseconds, got {value}"))
+                    self.failure(line, &format!("`ts` must evaluate to milliseconds, got {value}"))
                 })
             }
         }
     }
 
-    fn on_outbound(&mut self, entry: &OutEntry) -> Result<(Option<OutboundMessage>, Outcome), Status> {
+    /// What a due outbound entry does, in order; nothing when its condition does not hold.
+    fn on_outbound(&mut self, entry: &OutEntry) -> Result<Vec<Action>, Status> {
         if !self.holds(entry.condition.as_ref(), None, entry.line)? {
-            return Ok((None, Outcome::Continue));
+            return Ok(Vec::new());
         }
-        let text = self.render(&entry.text, None, entry.line)?;
-        self.finish_entry(&entry.effects, text, None, entry.line)
+        let text = match &entry.text {
+            Some(text) => Some(self.render(text, None, entry.line)?),
+            None => None,
+        };
+        self.apply(&entry.effects, None, entry.line)?;
+        let effects = &entry.effects;
+        Ok(match (effects.error, text) {
+            (Some(code), text) => vec![Action::Fail(status(code, text, effects.details.as_ref()))],
+            (None, Some(text)) => {
+                let mut actions = vec![Action::Send(self.to_message(text, entry.line)?)];
+                actions.extend(effects.close.then_some(Action::Close));
+                actions
+            }
+            (None, None) => vec![Action::Close],
+        })
     }
 
-    fn on_inbound(&mut self, message: &DynamicMessage) -> Result<(Option<OutboundMessage>, Outcome), Status> {
+    /// What the message fires: the actions of the first matching entry, each with how long
+    /// after the message's arrival it is due. Templates are rendered now, as the message
+    /// arrives, and the entry's state updates apply after them.
+    fn on_inbound(&mut self, message: &DynamicMessage) -> Result<Vec<(Duration, Action)>, Status> {
         let json = request_json(message);
         if !self.has_request {
             self.request = json.clone();
@@ -210,19 +287,48 @@ impl Player {
         }
         let script = self.script.clone();
         let Some(entry) = self.firing_entry(&script, message, &json)? else {
-            return Ok((None, Outcome::Continue));
+            return Ok(Vec::new());
         };
+        let mut actions = Vec::new();
+        for reply in &entry.replies {
+            let after = Duration::from_millis(reply.after);
+            let action = match &reply.action {
+                ReplyAction::Send(body) => {
+                    let text = self.render(body, Some(&json), entry.line)?;
+                    Action::Send(self.to_message(text, entry.line)?)
+                }
+                ReplyAction::Fail { code, text, details } => {
+                    let text = match text {
+                        Some(text) => Some(self.render(text, Some(&json), entry.line)?),
+                        None => None,
+                    };
+                    Action::Fail(status(*code, text, details.as_ref()))
+                }
+                ReplyAction::Close => Action::Close,
+            };
+            actions.push((after, action));
+        }
         let response = match &entry.response {
             Some(body) => Some(self.render(body, Some(&json), entry.line)?),
             None => None,
         };
-        match response {
-            Some(text) => self.finish_entry(&entry.effects, text, Some(&json), entry.line),
-            None => {
-                self.apply(&entry.effects, Some(&json), entry.line)?;
-                Ok((None, if entry.effects.close { Outcome::Close } else { Outcome::Continue }))
+        let after = Duration::from_millis(self.due_millis_of(&entry.delay, Some(&json), entry.line)?);
+        let effects = &entry.effects;
+        match (effects.error, response) {
+            (Some(code), text) => {
+                actions.push((after, Action::Fail(status(code, text, effects.details.as_ref()))))
             }
+            (None, Some(text)) => {
+                actions.push((after, Action::Send(self.to_message(text, entry.line)?)));
+                if effects.close {
+                    actions.push((after, Action::Close));
+                }
+            }
+            (None, None) if effects.close => actions.push((after, Action::Close)),
+            (None, None) => {}
         }
+        self.apply(effects, Some(&json), entry.line)?;
+        Ok(actions)
     }
 
     /// The first specific entry that matches; failing that, the first fallback whose
@@ -256,26 +362,6 @@ impl Player {
             }
         }
         Ok(None)
-    }
-
-    /// Sends `text` (or ends with it, for `error: true`), then applies the entry's effects.
-    fn finish_entry(
-        &mut self,
-        effects: &Effects,
-        text: Json,
-        message: Option<&Json>,
-        line: usize,
-    ) -> Result<(Option<OutboundMessage>, Outcome), Status> {
-        self.apply(effects, message, line)?;
-        if let Some(code) = effects.error {
-            let description = match text {
-                Json::String(text) => text,
-                other => other.to_string(),
-            };
-            return Ok((None, Outcome::Fail(Status::new(code, description))));
-        }
-        let outbound = self.to_message(text, line)?;
-        Ok((Some(outbound), if effects.close { Outcome::Close } else { Outcome::Continue }))
     }
 
     fn apply(&mut self, effects: &Effects, message: Option<&Json>, line: usize) -> Result<(), Status> {
@@ -352,6 +438,20 @@ impl Player {
     /// A run-time failure ends only this stream, naming the script line.
     fn failure(&self, line: usize, message: &str) -> Status {
         Status::internal(format!("script {}:{line}: {message}", self.script.file.display()))
+    }
+}
+
+/// The status an `error: true` entry or reply ends the stream with: its rendered text as the
+/// message, and its details (carrying the same code and message) when it has them.
+fn status(code: tonic::Code, text: Option<Json>, details: Option<&StatusDetails>) -> Status {
+    let message = match text {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(text)) => text,
+        Some(other) => other.to_string(),
+    };
+    match details {
+        Some(details) => Status::with_details(code, message.clone(), details.encode_with(&message)),
+        None => Status::new(code, message),
     }
 }
 

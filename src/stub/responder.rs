@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_stream::try_stream;
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use prost_reflect::DynamicMessage;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -25,7 +25,7 @@ use super::model::{OutputMessage, Stub};
 use super::render::Rendering;
 use super::set::{MethodStubs, Ranked, StubSet, narrow};
 use crate::proto::{CallKind, OutboundMessage};
-use crate::script::play;
+use crate::script::{Script, play};
 use crate::server::{Call, OutboundStream, Responder};
 
 /// Scripts bound to the method first, then stubs, then `fallback` for methods with neither.
@@ -76,7 +76,7 @@ async fn answer_single_request(
         .ok_or_else(|| Status::not_found(stubs.explain_miss(&call.metadata, 0, &request)))?;
     let rendering = Rendering::new(&call, &request, seed);
     if let Some(script) = &chosen.output.script {
-        return play(script.clone(), call, Some(request), seed).await;
+        return play_for_stub(&chosen, rendering, script.clone(), call, request, seed).await;
     }
     respond_with(&chosen, rendering)
 }
@@ -118,11 +118,11 @@ async fn answer_bidi(
     };
     let stubs = set.for_method(&call.method.path).expect("the method has stubs");
     let mut conversation = Conversation::start(stubs, &call.metadata, &first)?;
-    if let Some(script) = &conversation.current.output.script {
-        return play(script.clone(), call, Some(first), seed).await;
-    }
     let mut rendering = Rendering::new(&call, &first, seed);
     rendering.answering(&first);
+    if let Some(script) = conversation.current.output.script.clone() {
+        return play_for_stub(&conversation.current, rendering, script, call, first, seed).await;
+    }
     let output = &conversation.current.output;
     let headers = rendering.metadata(&conversation.current, &output.headers, &output.header_templates)?;
     let (metadata, path, mut inbound) = (call.metadata, call.method.path.clone(), call.inbound);
@@ -148,6 +148,48 @@ async fn answer_bidi(
     let mut response = tonic::Response::new(Box::pin(stream) as OutboundStream);
     *response.metadata_mut() = headers;
     Ok(response)
+}
+
+/// A script a stub chose plays the answer with the stub's headers and trailers, both rendered
+/// as the call starts; the trailers go with whatever status the script ends with (OK, an
+/// `error` entry's, or a failure's).
+async fn play_for_stub(
+    stub: &Arc<Stub>,
+    mut rendering: Rendering,
+    script: Arc<Script>,
+    call: Call,
+    first: DynamicMessage,
+    seed: u64,
+) -> Result<tonic::Response<OutboundStream>, Status> {
+    let headers = rendering.metadata(stub, &stub.output.headers, &stub.output.header_templates)?;
+    let trailers = trailers(stub, &mut rendering)?;
+    let mut played = match play(script, call, Some(first), seed).await {
+        Ok(played) => played,
+        Err(status) => return Err(with_trailers(status, &trailers)),
+    };
+    played.metadata_mut().as_mut().extend(headers.into_headers());
+    if trailers.is_empty() {
+        return Ok(played);
+    }
+    let (metadata, mut script_stream, extensions) = played.into_parts();
+    let stream = try_stream! {
+        while let Some(item) = script_stream.next().await {
+            match item {
+                Ok(message) => yield message,
+                Err(status) => Err(with_trailers(status, &trailers))?,
+            }
+        }
+        // tonic sends a status that ends the body as trailers; OK with metadata is how a
+        // successful call carries trailers.
+        Err(Status::with_metadata(tonic::Code::Ok, "", trailers.clone()))?;
+    };
+    Ok(tonic::Response::from_parts(metadata, Box::pin(stream) as OutboundStream, extensions))
+}
+
+/// `status` carrying `trailers` too.
+fn with_trailers(mut status: Status, trailers: &MetadataMap) -> Status {
+    status.metadata_mut().as_mut().extend(trailers.clone().into_headers());
+    status
 }
 
 /// The state of a bidi call: the v2 stubs still in the running, and the stub answering now.
