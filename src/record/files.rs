@@ -234,3 +234,153 @@ fn ending(status: &RecordedStatus, ts: u64, out: bool) -> String {
         Json::String(status.message.clone())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::proto::{MethodCatalog, load_pool};
+    use crate::server::introspection::add_builtin_descriptors;
+    use crate::stub::compile::compile_file;
+
+    fn catalog() -> (MethodCatalog, prost_reflect::DescriptorPool) {
+        let mut pool = load_pool(&[PathBuf::from("protos/myapp")], &[]).unwrap();
+        add_builtin_descriptors(&mut pool).unwrap();
+        (MethodCatalog::new(&pool, &[]), pool)
+    }
+
+    fn method(catalog: &MethodCatalog, path: &str) -> Arc<MethodEntry> {
+        catalog.by_path(path).unwrap().clone()
+    }
+
+    fn timed(at: u64, message: Json) -> Timed {
+        Timed { at, message }
+    }
+
+    fn exchange(
+        method: Arc<MethodEntry>,
+        requests: Vec<Timed>,
+        responses: Vec<Timed>,
+        sequence: &str,
+    ) -> Exchange {
+        Exchange {
+            method,
+            request_headers: vec![("x-tag".into(), "a".into())],
+            response_headers: vec![("x-echo".into(), "1".into()), ("x-echo".into(), "2".into())],
+            trailers: vec![("x-count".into(), "2".into())],
+            requests,
+            responses,
+            sequence: sequence.chars().map(|side| side == 'c').collect(),
+            status: RecordedStatus { at: 300, code: Code::Ok, message: String::new(), details: Vec::new() },
+        }
+    }
+
+    #[test]
+    fn a_bidi_script_answers_each_client_message_in_order_with_its_replies() {
+        let (catalog, _) = catalog();
+        let chat = method(&catalog, "/myapp.ChatService/Chat");
+        let hello = json!({"content": "hello"});
+        let mut recorded = exchange(
+            chat.clone(),
+            vec![timed(10, hello.clone()), timed(210, hello)],
+            vec![
+                timed(5, json!({"content": "welcome"})),
+                timed(60, json!({"content": "#1"})),
+                timed(140, json!({"content": "#1 +1"})),
+                timed(260, json!({"content": "#2"})),
+            ],
+            "scsscs",
+        );
+        recorded.status = RecordedStatus {
+            at: 290,
+            code: Code::Aborted,
+            message: "gone".into(),
+            details: vec![json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R"})],
+        };
+        let text = script(&chat, &recorded);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1..],
+            [
+                r##"{"ts":5,"dir":"out","text":{"content":"welcome"}}"##,
+                "// Client message 1 arrived at 10 ms.",
+                r##"{"ts":0,"dir":"in","text":{"content":"hello"},"condition":"{{(request.ws.state.received || 0) == 0}}","received":"{{(request.ws.state.received || 0) + 1}}","responses":[{"ts":50,"text":{"content":"#1"}},{"ts":130,"text":{"content":"#1 +1"}}]}"##,
+                "// Client message 2 arrived at 210 ms.",
+                r##"{"ts":0,"dir":"in","text":{"content":"hello"},"condition":"{{(request.ws.state.received || 0) == 1}}","received":"{{(request.ws.state.received || 0) + 1}}","responses":[{"ts":50,"text":{"content":"#2"}},{"ts":80,"error":true,"code":"ABORTED","text":"gone","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"R"}]}]}"##,
+            ],
+            "{text}"
+        );
+        assert!(lines[0].starts_with("// myapp.ChatService/Chat, recorded"), "{text}");
+    }
+
+    #[test]
+    fn a_server_stream_script_times_each_message_and_its_end() {
+        let (catalog, _) = catalog();
+        let subscribe = method(&catalog, "/myapp.NotificationService/Subscribe");
+        let recorded = exchange(
+            subscribe.clone(),
+            vec![timed(0, json!({"topics": ["a"]}))],
+            vec![timed(51, json!({"topic": "a"})), timed(131, json!({"topic": "a", "sequence": "2"}))],
+            "css",
+        );
+        let text = script(&subscribe, &recorded);
+        assert_eq!(
+            text.lines().skip(1).collect::<Vec<_>>(),
+            [
+                r##"{"ts":51,"dir":"out","text":{"topic":"a"}}"##,
+                r##"{"ts":131,"dir":"out","text":{"sequence":"2","topic":"a"}}"##,
+                r##"{"ts":300,"dir":"out","close":true}"##,
+            ]
+        );
+    }
+
+    #[test]
+    fn unary_and_client_streaming_stubs_compile_with_their_counts() {
+        let (catalog, pool) = catalog();
+        let get_user = method(&catalog, "/myapp.UserService/GetUser");
+        let ok = exchange(
+            get_user.clone(),
+            vec![timed(0, json!({"user_id": "7"}))],
+            vec![timed(3, json!({"name": "seven"}))],
+            "cs",
+        );
+        let mut failed = ok.clone();
+        failed.responses.clear();
+        failed.status = RecordedStatus {
+            at: 3,
+            code: Code::NotFound,
+            message: "no user 7: {not a template}; really".into(),
+            details: vec![
+                json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "d"}),
+            ],
+        };
+        let text = stub_file(
+            &get_user,
+            &[Recorded { exchange: ok, seen: 3 }, Recorded { exchange: failed, seen: 1 }],
+        )
+        .unwrap();
+        assert!(text.contains("# Seen 3 times.\n- service: myapp.UserService\n"), "{text}");
+        assert!(text.contains("# Seen once.\n- service: myapp.UserService\n"), "{text}");
+        let stubs = compile_file(Path::new("GetUser.yaml"), &text, &catalog, &pool, 0)
+            .unwrap_or_else(|p| panic!("{p}\n{text}"));
+        assert_eq!(stubs.len(), 2);
+        let status = stubs[1].output.status.as_ref().unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (Code::NotFound, "no user 7: {not a template}; really")
+        );
+        assert!(status.details.is_some());
+        assert_eq!(stubs[0].output.headers.get_all("x-echo").iter().count(), 2, "{text}");
+
+        let upload = method(&catalog, "/myapp.UploadService/UploadFile");
+        let chunks =
+            vec![timed(1, json!({"data": "aGk=", "sequence": 1})), timed(2, json!({"is_last": true}))];
+        let recorded = exchange(upload.clone(), chunks, vec![timed(4, json!({"file_id": "f"}))], "ccs");
+        let text = stub_file(&upload, &[Recorded { exchange: recorded, seen: 1 }]).unwrap();
+        let stubs = compile_file(Path::new("UploadFile.yaml"), &text, &catalog, &pool, 0)
+            .unwrap_or_else(|p| panic!("{p}\n{text}"));
+        assert_eq!(stubs[0].input.inputs_len(), Some(2), "{text}");
+    }
+}
