@@ -105,7 +105,7 @@ impl RecordSettings {
 /// Why recording could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("--record {dir}: {reason}")]
+    #[error("{dir}: {reason}")]
     Directory { dir: String, reason: String },
     #[error(
         "--record needs the upstream's protos to decode what it records: pass --protos (the upstream has no reflection service, or it did not answer)"
