@@ -17,6 +17,8 @@
 //! server or driver; `driver` uses `chaos`; `server` uses `driver` and `chaos`; `proxy` uses
 //! `server` (its accept loop, registries and response body) and `driver`; `telemetry` reads
 //! them all and is read by none of them.
+//! - [`record`]: `proxy --record` — taps on the relay's calls, written as stubs and stream
+//!   scripts that `serve` replays (the proxy uses it; it knows nothing of the proxy).
 //! - [`stub`]: GripMock-format stubs — compiled against the protos, matched, ranked, indexed,
 //!   answering calls, reloaded when their files change.
 //! - [`script`]: MockForge-style JSONL stream scripts — timelines, inbound rules, per-stream
@@ -57,6 +59,7 @@ pub mod driver;
 pub mod judge;
 pub mod proto;
 pub mod proxy;
+pub mod record;
 pub mod report;
 pub mod script;
 pub mod server;

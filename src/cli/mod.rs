@@ -56,6 +56,9 @@ pub enum Command {
     /// Relay every call to a real gRPC server (--upstream), with the profile's chaos injected
     /// into the relayed streams.
     Proxy(ProxyArgs),
+    /// `proxy --record DIR` without chaos: relay every call to --upstream and record it as
+    /// stubs and stream scripts that `serve --stubs DIR` replays.
+    Record(ProxyArgs),
     /// Work with reports: `report merge` joins the shard reports of a sharded run.
     Report(ReportArgs),
 }
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Validate(args) => Ok(validate_files(&args)),
         Command::Proxy(args) => proxy::proxy(args).await,
+        Command::Record(args) => proxy::record(args).await,
         Command::Report(args) => report::run(args),
     }
 }

@@ -13,10 +13,11 @@ use rustls::pki_types::ServerName;
 use tracing::info;
 
 use crate::client::{ClientTls, ClientTlsFiles, Trust, pool_from_reflection};
-use crate::config::{Profile, UpstreamTarget, check_methods, load_profile};
+use crate::config::{Profile, RecordSection, UpstreamTarget, check_methods, load_profile};
 use crate::diagnostic::{Problem, Problems};
 use crate::proto::{MethodCatalog, load_pool};
 use crate::proxy::UpstreamSettings;
+use crate::record::{RecordSettings, Recorder};
 use crate::server::{ServerTls, ServerTlsFiles};
 use crate::telemetry::install_recorder;
 
@@ -78,6 +79,47 @@ pub struct ProxyArgs {
     /// When the run ends, write the clients' figures and verdicts here as JSON.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+    /// Record the relayed calls into DIR (absent or empty) as stubs and stream scripts that
+    /// `serve --stubs DIR` replays. Needs the upstream's protos (--protos or its reflection).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Calls recorded per method [default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub record_max_per_method: Option<u64>,
+    /// Calls recorded in all [default: 1000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub record_max_calls: Option<u64>,
+    /// A header never written to the recording (repeatable), besides `authorization`,
+    /// `proxy-authorization`, `cookie` and `set-cookie`.
+    #[arg(long = "record-redact", value_name = "NAME")]
+    pub record_redact: Vec<String>,
+    /// Write `authorization`, `proxy-authorization`, `cookie` and `set-cookie` after all.
+    #[arg(long)]
+    pub record_keep_sensitive: bool,
+}
+
+impl ProxyArgs {
+    /// What to record, from the flags over the profile's `proxy.record`; `None` records
+    /// nothing.
+    pub fn record_settings(&self, section: Option<&RecordSection>) -> Option<RecordSettings> {
+        let dir = self.record.clone().or(section.and_then(|section| section.dir.clone()))?;
+        let mut settings = RecordSettings::new(dir);
+        let count = |flag: Option<u64>, key: Option<usize>, default: usize| {
+            flag.map(|value| usize::try_from(value).unwrap_or(usize::MAX)).or(key).unwrap_or(default)
+        };
+        settings.max_per_method = count(
+            self.record_max_per_method,
+            section.and_then(|section| section.max_per_method),
+            settings.max_per_method,
+        );
+        settings.max_calls =
+            count(self.record_max_calls, section.and_then(|section| section.max_calls), settings.max_calls);
+        settings.redact = section.map(|section| section.redact.clone()).unwrap_or_default();
+        settings.redact.extend(self.record_redact.iter().map(|name| name.trim().to_ascii_lowercase()));
+        settings.keep_sensitive =
+            self.record_keep_sensitive || section.and_then(|section| section.keep_sensitive).unwrap_or(false);
+        Some(settings)
+    }
 }
 
 /// Loads what `args` and `profile` name and binds the proxy.
@@ -130,9 +172,16 @@ pub async fn assemble_proxy(
             return Err(problems.into());
         }
     }
+    let recorder = match args.record_settings(section.record.as_ref()) {
+        Some(record) => Some(Recorder::start(record, &catalog).map_err(|error| {
+            Problems::from(Problem::in_file(&file, error.to_string()).with_field("--record"))
+        })?),
+        None => None,
+    };
     let chaos = settings.chaos.clone();
-    let server =
-        crate::proxy::bind(settings, upstream, Arc::new(catalog)).await.map_err(anyhow::Error::from)?;
+    let server = crate::proxy::bind(settings, upstream, Arc::new(catalog), recorder)
+        .await
+        .map_err(anyhow::Error::from)?;
     let telemetry = bind_telemetry(&server, prometheus, chaos.clone(), profile, args.metrics_listen).await?;
     Ok(AssembledServer {
         server,
@@ -213,12 +262,39 @@ fn section_server_tls(
     ServerTls::load(&files).map(Some).map_err(|error| section.problem(&profile.file, &error).into())
 }
 
+/// `streamstorm record`: `proxy --record` without chaos. A profile whose `chaos` section
+/// injects anything (rules, phases, header faults) is refused, naming the way to record under
+/// chaos; its other sections (`proxy`, `server.limits`, `metrics`) apply.
+pub(super) async fn record(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let profile = match args.profile.as_deref().map(load_profile).transpose() {
+        Ok(profile) => profile,
+        Err(problems) => return Ok(report_problems(&problems)),
+    };
+    if let Some(profile) = &profile {
+        let chaos = &profile.chaos;
+        if !chaos.rules.is_empty() || !chaos.phases.is_empty() || chaos.header_faults {
+            let why = "`streamstorm record` records without chaos, and this profile's chaos section injects faults: record under chaos with `streamstorm proxy --record DIR`, or use a profile without chaos rules, phases or header faults";
+            return Ok(report_problems(&Problem::in_file(&profile.file, why).with_field("chaos").into()));
+        }
+    }
+    if args.record_settings(profile.as_ref().and_then(|profile| profile.proxy.record.as_ref())).is_none() {
+        let file = profile.as_ref().map(|profile| profile.file.clone()).unwrap_or_default();
+        let why = "nowhere to record: pass --record DIR or set the profile's proxy.record.dir";
+        return Ok(report_problems(&Problem::in_file(file, why).with_field("--record").into()));
+    }
+    run_proxy(args, profile).await
+}
+
 /// `streamstorm proxy`: assemble, announce, relay until SIGINT/SIGTERM (or `--duration`).
 pub(super) async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     let profile = match args.profile.as_deref().map(load_profile).transpose() {
         Ok(profile) => profile,
         Err(problems) => return Ok(report_problems(&problems)),
     };
+    run_proxy(args, profile).await
+}
+
+async fn run_proxy(args: ProxyArgs, profile: Option<Profile>) -> anyhow::Result<ExitCode> {
     let assembled = match assemble_proxy(&args, profile.as_ref()).await {
         Ok(assembled) => assembled,
         Err(AssembleError::Invalid(problems)) => return Ok(report_problems(&problems)),
@@ -228,8 +304,12 @@ pub(super) async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         args.upstream.clone().or(profile.as_ref().and_then(|profile| profile.proxy.upstream.clone()));
     let upstream = upstream.map(|target| target.to_string()).unwrap_or_default();
     let (transport, scheme) = transport(&assembled.server);
+    let recording = args
+        .record_settings(profile.as_ref().and_then(|profile| profile.proxy.record.as_ref()))
+        .map(|record| format!(", recording into {}", record.dir.display()))
+        .unwrap_or_default();
     let banner = format!(
-        "streamstorm proxying to {upstream}{transport} on {scheme}{}\nmetrics on http://{}/metrics\n",
+        "streamstorm proxying to {upstream}{transport}{recording} on {scheme}{}\nmetrics on http://{}/metrics\n",
         assembled.server.local_addr(),
         assembled.telemetry.local_addr()
     );

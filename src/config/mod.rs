@@ -32,7 +32,7 @@ use crate::diagnostic::{Problem, Problems};
 use crate::document::{Node, Position, read_documents};
 use crate::proto::MethodCatalog;
 use crate::stub::compile::resolve_service;
-pub use proxy::{ProxySection, UpstreamTarget};
+pub use proxy::{ProxySection, RecordSection, UpstreamTarget};
 
 pub use live_cut::live_cut_request;
 pub use tls::server_tls;

@@ -23,7 +23,10 @@ const PROXY_FIELDS: &[&str] = &[
     "upstream_tls",
     "connections",
     "connect_timeout",
+    "record",
 ];
+
+const RECORD_FIELDS: &[&str] = &["dir", "max_per_method", "max_calls", "redact", "keep_sensitive"];
 
 /// `proxy`: where and how `streamstorm proxy` relays.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,6 +44,8 @@ pub struct ProxySection {
     /// Shared HTTP/2 connections to the upstream.
     pub connections: Option<usize>,
     pub connect_timeout: Option<Duration>,
+    /// `record`: record the relayed calls as stubs and scripts (`--record` and its flags).
+    pub record: Option<RecordSection>,
     /// Where each path above was written.
     pub path_references: Vec<PathReference>,
 }
@@ -63,7 +68,37 @@ impl Reader<'_> {
                 .and_then(|tls| self.client_tls_at(tls, &join(field, "upstream_tls"))),
             connections: self.optional(node, field, "connections", values::positive_usize),
             connect_timeout: self.optional(node, field, "connect_timeout", values::positive_duration),
+            record: node.get("record").and_then(|record| self.record(record, &join(field, "record"))),
             path_references: [protos, import_paths].concat(),
+        })
+    }
+}
+
+/// `proxy.record`: the keys of `--record` and its flags, which override them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordSection {
+    /// Where the recording goes, resolved against the profile's directory.
+    pub dir: Option<PathBuf>,
+    pub max_per_method: Option<usize>,
+    pub max_calls: Option<usize>,
+    /// Header names never written (besides `authorization`, `cookie`, `set-cookie`).
+    pub redact: Vec<String>,
+    pub keep_sensitive: Option<bool>,
+}
+
+impl Reader<'_> {
+    fn record(&mut self, node: &Node, field: &str) -> Option<RecordSection> {
+        self.mapping(node, field, RECORD_FIELDS)?;
+        let dir = self.paths(node, field, "dir").into_iter().next().map(|reference| reference.resolved);
+        let redact = self.list(node.get("redact"), &join(field, "redact"), |reader, item, field| {
+            reader.parse(item, field, |item| Ok(values::text(item)?.trim().to_ascii_lowercase()))
+        });
+        Some(RecordSection {
+            dir,
+            max_per_method: self.optional(node, field, "max_per_method", values::positive_usize),
+            max_calls: self.optional(node, field, "max_calls", values::positive_usize),
+            redact,
+            keep_sensitive: self.optional(node, field, "keep_sensitive", values::boolean),
         })
     }
 }
@@ -123,6 +158,35 @@ mod tests {
             let error = bad.parse::<UpstreamTarget>().unwrap_err();
             assert!(error.contains("expected HOST:PORT"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn the_record_section_has_exactly_its_keys() {
+        assert_eq!(PROXY_FIELDS.last(), Some(&"record"));
+        assert_eq!(RECORD_FIELDS, ["dir", "max_per_method", "max_calls", "redact", "keep_sensitive"]);
+        let text = "proxy:\n  upstream: 127.0.0.1:50052\n  record:\n    dir: recorded\n    max_per_method: 5\n    max_calls: 50\n    redact: [X-Api-Key]\n    keep_sensitive: true\n";
+        let record = parse_profile(Path::new("profiles/p.yaml"), text).unwrap().proxy.record.unwrap();
+        assert_eq!(
+            record,
+            RecordSection {
+                dir: Some(PathBuf::from("profiles/recorded")),
+                max_per_method: Some(5),
+                max_calls: Some(50),
+                redact: vec!["x-api-key".into()],
+                keep_sensitive: Some(true),
+            }
+        );
+        let problems = parse_profile(
+            Path::new("p.yaml"),
+            "proxy:\n  record: { dir: d, max_call: 3, max_per_method: 0 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            problems.contains("proxy.record.max_call: unknown field 'max_call', did you mean 'max_calls'?"),
+            "{problems}"
+        );
+        assert!(problems.contains("proxy.record.max_per_method"), "{problems}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::Duration;
 use crate::client::tls::ClientTls;
 pub use crate::config::UpstreamTarget;
 use crate::proto::MethodCatalog;
+use crate::record::Recorder;
 use crate::server::{BoundServer, FrontService, ServerError, ServerSettings};
 use relay::RelayService;
 use upstream::UpstreamPool;
@@ -65,17 +66,19 @@ impl UpstreamSettings {
 }
 
 /// Binds a proxy to `settings.listen` that relays every call to the upstream. `catalog`
-/// holds the methods whose messages the proxy can decode (empty without protos).
+/// holds the methods whose messages the proxy can decode (empty without protos); `recorder`,
+/// when given, records the calls it relays.
 pub async fn bind(
     settings: ServerSettings,
     upstream: UpstreamSettings,
     catalog: Arc<MethodCatalog>,
+    recorder: Option<Arc<Recorder>>,
 ) -> Result<BoundServer, ServerError> {
     errors::register_metrics();
     let pool = UpstreamPool::new(&upstream);
     let max_message_bytes = settings.max_message_bytes;
     BoundServer::bind_front(settings, catalog, None, move |server| {
-        FrontService::new(RelayService::new(pool, max_message_bytes, server))
+        FrontService::new(RelayService::new(pool, max_message_bytes, server, recorder.clone()))
     })
     .await
 }

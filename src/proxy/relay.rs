@@ -31,6 +31,7 @@ use crate::chaos::{ChaosEngine, FaultKind, FaultTally, StreamFaults};
 use crate::driver::{DriverTargets, InboundDelays, UpstreamControl, drive};
 use crate::judge::Judge;
 use crate::proto::codec::WireMeter;
+use crate::record::{CallTap, Recorder};
 use crate::server::body::DrivenBody;
 use crate::server::streams::{StreamGuard, StreamRegistry};
 use crate::server::{ConnectionContext, ConnectionRegistry, ServerHandle};
@@ -52,11 +53,18 @@ struct Relay {
     tally: Arc<FaultTally>,
     connections: Arc<ConnectionRegistry>,
     judge: Arc<Judge>,
+    /// Records calls as stubs and scripts (`--record`); `None` taps nothing.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl RelayService {
     /// Relays to `upstream` the calls of the server whose shared parts `server` holds.
-    pub fn new(upstream: UpstreamPool, max_message_bytes: usize, server: &ServerHandle) -> Self {
+    pub fn new(
+        upstream: UpstreamPool,
+        max_message_bytes: usize,
+        server: &ServerHandle,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Self {
         let relay = Relay {
             upstream,
             methods: RelayedMethods::new(server.catalog.clone()),
@@ -66,6 +74,7 @@ impl RelayService {
             chaos: server.chaos.clone(),
             connections: server.connections.clone(),
             judge: server.judge.clone(),
+            recorder,
         };
         Self { shared: Arc::new(relay) }
     }
@@ -101,9 +110,10 @@ impl Relay {
             return abort.into_http();
         }
 
+        let tap = self.recorder.as_ref().and_then(|recorder| recorder.tap(&method, request.headers()));
         let failure = RequestFailure::default();
         let (parts, body) = request.into_parts();
-        let upstream_body = self.request_body(body, &mut faults, &stream, failure.clone());
+        let upstream_body = self.request_body(body, &mut faults, &stream, failure.clone(), tap.clone());
         let mut upstream_request = http::Request::from_parts(parts, upstream_body);
         *upstream_request.uri_mut() = self.upstream_uri(upstream_request.uri());
         // A call drawn for an upstream fault gets a connection of its own, for the cut to break.
@@ -121,6 +131,7 @@ impl Relay {
             cut_requested,
             failure,
             trailers: trailers.clone(),
+            tap,
         };
         let targets = DriverTargets {
             stream_id,
@@ -155,7 +166,7 @@ impl Relay {
         exchange: UpstreamExchange,
         headers: oneshot::Sender<http::response::Parts>,
     ) -> impl Stream<Item = Result<Bytes, Status>> + Send + 'static {
-        let UpstreamExchange { request, cut_requested, failure, trailers } = exchange;
+        let UpstreamExchange { request, cut_requested, failure, trailers, tap } = exchange;
         async_stream::stream! {
             let target = self.upstream.target().clone();
             let mut upstream = match self.upstream.connect(cut_requested).await {
@@ -182,12 +193,15 @@ impl Relay {
                 // Trailers-only: the status moves to the trailers, after whatever the driver does.
                 *trailers.lock().unwrap_or_else(|p| p.into_inner()) = Some(take_status(&mut parts.headers));
             }
+            if let Some(tap) = &tap {
+                tap.response_headers(&parts.headers);
+            }
             let _ = headers.send(parts);
             let sniffed = upstream.sniffed.clone();
             let max_message = self.max_message_bytes;
             let mut messages = ResponseMessages {
                 frames: GrpcFrames::new(incoming, max_message),
-                trailers,
+                trailers: trailers.clone(),
                 on_error: Box::new(move |error| match (failure.get(), error) {
                     (Some(status), _) => status.clone(),
                     (None, FrameError::Body(error)) => UpstreamError::of_call(&target, &error, &sniffed).status,
@@ -200,7 +214,18 @@ impl Relay {
                 }),
             };
             while let Some(message) = messages.next().await {
+                if let (Some(tap), Ok(message)) = (&tap, &message) {
+                    tap.response(message);
+                }
                 yield message;
+            }
+            // The upstream's own end (a failure above ends with the stream's error instead,
+            // and the call goes unrecorded).
+            if let Some(tap) = &tap {
+                let ended = trailers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(ended) = ended {
+                    tap.end(ended);
+                }
             }
         }
     }
@@ -214,6 +239,7 @@ impl Relay {
         faults: &mut StreamFaults,
         stream: &StreamGuard,
         failure: RequestFailure,
+        tap: Option<Arc<CallTap>>,
     ) -> RequestBody {
         let max_message = self.max_message_bytes;
         let mut frames = GrpcFrames::new(body, max_message);
@@ -241,6 +267,9 @@ impl Relay {
                     }
                 };
                 received += 1;
+                if let Some(tap) = &tap {
+                    tap.request(&message);
+                }
                 live.received(message.len() - PREFIX_LEN);
                 if let Some(probe) = probe.take() {
                     // Compressed or malformed requests carry no readable position.
@@ -285,6 +314,8 @@ struct UpstreamExchange {
     cut_requested: Option<CutRequested>,
     failure: RequestFailure,
     trailers: TrailerSlot,
+    /// The recorder's taps, when the call is recorded.
+    tap: Option<Arc<CallTap>>,
 }
 
 /// The response headers to send the client, once known: the upstream's, with whatever the

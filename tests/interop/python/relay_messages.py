@@ -9,7 +9,8 @@ import hashlib
 
 # Metadata that steers the upstream (all optional).
 MESSAGES_KEY = "x-upstream-messages"          # server-streaming responses (default 5; -1 endless)
-INTERVAL_KEY = "x-upstream-interval-ms"       # pause before each streamed response
+INTERVAL_KEY = "x-upstream-interval-ms"       # pause before each streamed response ("50,80": in turn)
+REPLIES_KEY = "x-upstream-replies"            # Chat: replies to each message (default 1)
 STATUS_KEY = "x-upstream-status"              # end the call with this code (e.g. NOT_FOUND)
 STATUS_MESSAGE_KEY = "x-upstream-status-message"
 STATUS_DETAILS_KEY = "x-upstream-status-details"  # any value: add a google.rpc.ErrorInfo detail
@@ -60,6 +61,8 @@ def upload_summary(chunks: list) -> dict:
     }
 
 
-def chat_reply(index: int, content: str) -> dict:
-    """Chat: the answer to the index-th message (0-based) of a conversation."""
-    return {"user_id": "upstream", "content": f"#{index + 1} {content}", "type": "SYSTEM"}
+def chat_reply(index: int, content: str, extra: int = 0) -> dict:
+    """Chat: the answer to the index-th message (0-based) of a conversation; with
+    `x-upstream-replies`, its extra-th further answer (from 1) ends in `+<extra>`."""
+    suffix = f" +{extra}" if extra else ""
+    return {"user_id": "upstream", "content": f"#{index + 1} {content}{suffix}", "type": "SYSTEM"}

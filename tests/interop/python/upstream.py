@@ -85,7 +85,10 @@ class Steering:
         metadata = record.metadata
         self.record = record
         self.messages = int(metadata.get(rules.MESSAGES_KEY, rules.DEFAULT_STREAM_MESSAGES))
-        self.interval_s = int(metadata.get(rules.INTERVAL_KEY, 0)) / 1000
+        # One pause, or several ("50,80,65") taken in turn, cycling.
+        self.intervals_s = [int(ms) / 1000 for ms in str(metadata.get(rules.INTERVAL_KEY, 0)).split(",")]
+        self.paused = 0
+        self.replies = int(metadata.get(rules.REPLIES_KEY, 1))
         self.status = metadata.get(rules.STATUS_KEY)
         self.status_message = metadata.get(rules.STATUS_MESSAGE_KEY, "")
         self.with_details = rules.STATUS_DETAILS_KEY in metadata
@@ -103,9 +106,19 @@ class Steering:
         """Sends the echoed headers before anything else."""
         await self.record.context.send_initial_metadata(self.headers)
 
+    @property
+    def interval_s(self) -> float:
+        return self.intervals_s[0]
+
+    @interval_s.setter
+    def interval_s(self, seconds: float):
+        self.intervals_s = [seconds]
+
     async def pause(self):
-        if self.interval_s:
-            await asyncio.sleep(self.interval_s)
+        seconds = self.intervals_s[self.paused % len(self.intervals_s)]
+        self.paused += 1
+        if seconds:
+            await asyncio.sleep(seconds)
 
     async def end(self):
         """Sets the trailers, and ends the call with the status asked for, if any."""
@@ -176,10 +189,11 @@ class Chats(chat_pb2_grpc.ChatServiceServicer):
             await steering.begin()
             async for message in request_iterator:
                 record.requests.append(to_dict(message))
-                await steering.pause()
-                reply = rules.chat_reply(len(record.requests) - 1, message.content)
-                yield from_dict(reply, chat_pb2.ChatMessage())
-                record.responses += 1
+                for extra in range(steering.replies):
+                    await steering.pause()
+                    reply = rules.chat_reply(len(record.requests) - 1, message.content, extra)
+                    yield from_dict(reply, chat_pb2.ChatMessage())
+                    record.responses += 1
             await steering.end()
 
 
