@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::interop::{Client, ClientCall};
-use common::proxy::Upstream;
-use common::{path_str, repo_root, spawn_listening_process, write_profile};
+use common::proxy::{Upstream, spawn_recorder};
+use common::{path_str, repo_root, write_profile};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -18,22 +18,10 @@ async fn caps_stop_recording_with_one_message_each_and_relaying_goes_on() {
     let upstream = Upstream::start().await;
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("recorded");
-    let protos = repo_root().join("protos/myapp");
-    let (mut recorder, _stdout) = spawn_listening_process(
-        "record",
-        &[
-            "--upstream",
-            &upstream.addr.to_string(),
-            "--protos",
-            path_str(&protos),
-            "--record",
-            path_str(&dir),
-            "--record-max-per-method",
-            "2",
-            "--record-max-calls",
-            "3",
-        ],
-        &[("NO_COLOR", "1")],
+    let (mut recorder, _stdout) = spawn_recorder(
+        upstream.addr,
+        &dir,
+        &["--record-max-per-method", "2", "--record-max-calls", "3"],
         std::process::Stdio::piped(),
     )
     .await;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::interop::{Client, ClientCall, ClientOutcome};
-use common::proxy::Upstream;
-use common::{path_str, repo_root, spawn_listening_process, spawn_serve_process, write_profile};
+use common::proxy::{Upstream, spawn_recorder};
+use common::{path_str, repo_root, spawn_serve_process, write_profile};
 use serde_json::{Value, json};
 
 /// The secrets every recorded call carries; they must appear nowhere in the recording.
@@ -272,23 +272,10 @@ async fn record_and_replay(client: Client) {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("recorded");
     let protos = repo_root().join("protos/myapp");
-    let recorder = spawn_listening_process(
-        "record",
-        &[
-            "--upstream",
-            &upstream.addr.to_string(),
-            "--protos",
-            path_str(&protos),
-            "--record",
-            path_str(&dir),
-            "--record-redact",
-            "X-Tenant",
-        ],
-        &[],
-        std::process::Stdio::inherit(),
-    )
-    .await
-    .0;
+    let recorder =
+        spawn_recorder(upstream.addr, &dir, &["--record-redact", "X-Tenant"], std::process::Stdio::inherit())
+            .await
+            .0;
     let session = session();
     let mut recorded = Vec::new();
     for call in &session {

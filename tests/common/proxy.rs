@@ -19,6 +19,21 @@ use super::{ServeProcess, ServeStdout, path_str, repo_root, spawn_listening_proc
 /// How long a relay check or a client may take before the test fails instead of hanging.
 pub const CLIENT_LIMIT: Duration = Duration::from_secs(90);
 
+/// `streamstorm record` in front of `upstream`, writing into `dir` and decoding with the
+/// example protos; `extra` adds flags.
+pub async fn spawn_recorder(
+    upstream: SocketAddr,
+    dir: &std::path::Path,
+    extra: &[&str],
+    stderr: std::process::Stdio,
+) -> (ServeProcess, ServeStdout) {
+    let upstream = upstream.to_string();
+    let protos = repo_root().join("protos/myapp");
+    let mut args = vec!["--upstream", &upstream, "--protos", path_str(&protos), "--record", path_str(dir)];
+    args.extend_from_slice(extra);
+    spawn_listening_process("record", &args, &[("NO_COLOR", "1")], stderr).await
+}
+
 /// The interop upstream, a grpcio server (killed when dropped), and the calls it has seen.
 pub struct Upstream {
     pub child: tokio::process::Child,
