@@ -11,6 +11,9 @@ use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
+/// The length prefix before each gRPC message on the wire: compression flag, big-endian length.
+pub const PREFIX_LEN: usize = 5;
+
 /// Initial size of each stream's encode and decode buffers. tonic keeps a stream's buffer
 /// allocated for the stream's whole life (after a message is split off, the rest of the
 /// allocation stays referenced), so this is memory every idle stream holds: tonic's default

@@ -10,8 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Body;
 
-/// The length prefix before each message.
-pub const PREFIX_LEN: usize = 5;
+pub use crate::proto::codec::PREFIX_LEN;
 
 /// Why a body's messages could not be cut out.
 #[derive(Debug)]

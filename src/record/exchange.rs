@@ -11,10 +11,8 @@ use tonic::{Code, Status};
 
 use super::{CallEvent, CallLog};
 use crate::proto::MethodEntry;
+use crate::proto::codec::PREFIX_LEN;
 use crate::proto::json::{DefaultFields, FieldNames, message_to_json};
-
-/// The length prefix before each gRPC message (compression flag, big-endian length).
-const PREFIX_LEN: usize = 5;
 
 /// A message and when it passed, in milliseconds since the call opened.
 #[derive(Debug, Clone, PartialEq)]

@@ -259,21 +259,30 @@ impl Player {
         if !self.holds(entry.condition.as_ref(), None, entry.line)? {
             return Ok(Vec::new());
         }
-        let text = match &entry.text {
-            Some(text) => Some(self.render(text, None, entry.line)?),
-            None => None,
-        };
+        let text = entry.text.as_ref().map(|text| self.render(text, None, entry.line)).transpose()?;
         self.apply(&entry.effects, None, entry.line)?;
-        let effects = &entry.effects;
-        Ok(match (effects.error, text) {
-            (Some(code), text) => vec![Action::Fail(status(code, text, effects.details.as_ref()))],
-            (None, Some(text)) => {
-                let mut actions = vec![Action::Send(self.to_message(text, entry.line)?)];
-                actions.extend(effects.close.then_some(Action::Close));
-                actions
-            }
-            (None, None) => vec![Action::Close],
-        })
+        self.entry_actions(&entry.effects, text, entry.line)
+    }
+
+    /// What an entry does with its rendered `text` (if any): end with its error, or send the
+    /// text and then close if it says so.
+    fn entry_actions(
+        &self,
+        effects: &Effects,
+        text: Option<Json>,
+        line: usize,
+    ) -> Result<Vec<Action>, Status> {
+        if let Some(code) = effects.error {
+            return Ok(vec![Action::Fail(status(code, text, effects.details.as_ref()))]);
+        }
+        let mut actions = Vec::new();
+        if let Some(text) = text {
+            actions.push(Action::Send(self.to_message(text, line)?));
+        }
+        if effects.close {
+            actions.push(Action::Close);
+        }
+        Ok(actions)
     }
 
     /// What the message fires: the actions of the first matching entry, each with how long
@@ -298,35 +307,21 @@ impl Player {
                     Action::Send(self.to_message(text, entry.line)?)
                 }
                 ReplyAction::Fail { code, text, details } => {
-                    let text = match text {
-                        Some(text) => Some(self.render(text, Some(&json), entry.line)?),
-                        None => None,
-                    };
+                    let text =
+                        text.as_ref().map(|text| self.render(text, Some(&json), entry.line)).transpose()?;
                     Action::Fail(status(*code, text, details.as_ref()))
                 }
                 ReplyAction::Close => Action::Close,
             };
             actions.push((after, action));
         }
-        let response = match &entry.response {
-            Some(body) => Some(self.render(body, Some(&json), entry.line)?),
-            None => None,
-        };
+        let response =
+            entry.response.as_ref().map(|body| self.render(body, Some(&json), entry.line)).transpose()?;
         let after = Duration::from_millis(self.due_millis_of(&entry.delay, Some(&json), entry.line)?);
         let effects = &entry.effects;
-        match (effects.error, response) {
-            (Some(code), text) => {
-                actions.push((after, Action::Fail(status(code, text, effects.details.as_ref()))))
-            }
-            (None, Some(text)) => {
-                actions.push((after, Action::Send(self.to_message(text, entry.line)?)));
-                if effects.close {
-                    actions.push((after, Action::Close));
-                }
-            }
-            (None, None) if effects.close => actions.push((after, Action::Close)),
-            (None, None) => {}
-        }
+        actions.extend(
+            self.entry_actions(effects, response, entry.line)?.into_iter().map(|action| (after, action)),
+        );
         self.apply(effects, Some(&json), entry.line)?;
         Ok(actions)
     }
