@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use streamstorm::cli::{self, Cli, EXIT_RUN_FAILED};
+use streamstorm::server::descriptors;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -12,6 +13,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // Every connection is a descriptor: take all the hard limit allows before any is opened.
+    match descriptors::raise_open_files_limit() {
+        Ok(limit) if limit.now > limit.before => {
+            tracing::debug!(from = limit.before, to = limit.now, "Raised the open-file limit.");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "Cannot raise the open-file limit; connections are limited to what it allows. To hold more, {}.", descriptors::HOW_TO_RAISE),
+    }
     let runtime = match streamstorm::server::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {

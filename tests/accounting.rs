@@ -65,7 +65,7 @@ async fn a_chaotic_run_is_counted_the_same_by_report_client_metrics_and_server_m
     let args = SimulateArgs { duration: Some(Duration::from_secs(3)), ..SimulateArgs::for_profile(profile) };
     let report = run_simulation(&args, ProgressMode::Quiet).await.unwrap();
     // One process, one recorder: the page the metrics endpoint served, as it stands at the end.
-    let page = streamstorm::telemetry::install_recorder().unwrap().render();
+    let page = streamstorm::telemetry::render_page(&streamstorm::telemetry::install_recorder().unwrap());
     let samples = parse_samples(&page);
     let ledger = Ledger { report: &report, samples: &samples, mismatches: Default::default() };
 

@@ -23,6 +23,7 @@ use tower::Service;
 use tracing::{debug, info, warn};
 
 use super::Http2Settings;
+use super::descriptors;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
 use super::delivery::{DeliveryProgress, MeteredIo};
 use super::guard::{ProgressGuard, ProgressTimeouts, Stall, StallFlag};
@@ -132,7 +133,12 @@ impl Acceptor {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Usually descriptor exhaustion: back off instead of spinning.
-                        warn!(%error, "Accept failed; retrying shortly.");
+                        if descriptors::is_exhaustion(&error) {
+                            let limit = descriptors::open_files_limit().unwrap_or_default();
+                            warn!(%error, limit, "Accept failed: the open-file limit is reached; new connections wait for one to close. To hold more, {}.", descriptors::HOW_TO_RAISE);
+                        } else {
+                            warn!(%error, "Accept failed; retrying shortly.");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -182,7 +188,7 @@ pub fn http2_builder(settings: &Http2Settings) -> http2::Builder<TokioExecutor> 
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_stream_window_size(settings.initial_stream_window)
-        .initial_connection_window_size(settings.initial_connection_window)
+        .initial_connection_window_size(settings.connection_window())
         .max_frame_size(settings.max_frame_size)
         .keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout)

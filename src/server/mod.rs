@@ -15,6 +15,7 @@ pub mod call;
 pub mod connection;
 pub mod default_responder;
 pub mod delivery;
+pub mod descriptors;
 pub mod dynamic;
 pub mod guard;
 pub mod introspection;
@@ -88,7 +89,28 @@ pub struct Http2Settings {
     pub frame_timeout: Duration,
 }
 
+/// What h2 charges a small DATA frame it holds unread against its connection's budget (a frame
+/// of `n < 256` payload bytes costs `256 - n`; h2's `DEFAULT_DATA_FRAME_OVERHEAD_THRESHOLD`).
+const SMALL_DATA_FRAME_COST: u32 = 256;
+
+/// The largest flow-control window HTTP/2 allows (2³¹ − 1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
+
 impl Http2Settings {
+    /// The connection window the server advertises: at least [`Self::initial_connection_window`],
+    /// and large enough for one small unread DATA frame on every stream a connection may open.
+    ///
+    /// h2 sends GOAWAY `ENHANCE_YOUR_CALM` ("too_many_data_frames") once the small frames it holds
+    /// unread cost more than half the connection window, which hyper does not let us set apart.
+    /// An opening burst is exactly that: thousands of streams arrive, each with a small request
+    /// message, before their handlers have run to read them. Sized this way, a burst of up to
+    /// `max_concurrent_streams` streams fits, and a flood of small frames is still stopped once it
+    /// holds more unread frames than the connection may have streams.
+    pub fn connection_window(&self) -> u32 {
+        let burst = self.max_concurrent_streams.saturating_mul(2 * SMALL_DATA_FRAME_COST);
+        self.initial_connection_window.max(burst).min(MAX_WINDOW)
+    }
+
     /// The deadlines the connection guard enforces.
     pub fn progress_timeouts(&self) -> guard::ProgressTimeouts {
         guard::ProgressTimeouts { handshake: self.handshake_timeout, frame: self.frame_timeout }

@@ -22,6 +22,7 @@ use crate::proto::OutboundMessage;
 use crate::proto::codec::WireMeter;
 use crate::proto::status::{CODE_COUNT, code_name};
 use crate::proto::{MethodCatalog, MethodEntry};
+use crate::telemetry::hot::{self, Direction, MessageSeries};
 use crate::telemetry::names;
 
 /// Live streams are spread over this many locks so stream starts on different cores rarely
@@ -45,10 +46,9 @@ struct MethodMetrics {
     started: Counter,
     /// `streams_ended_total` by code, registered when a code is first seen.
     ended: [OnceLock<Counter>; CODE_COUNT],
-    messages_sent: Counter,
-    messages_received: Counter,
-    size_sent: Histogram,
-    size_received: Histogram,
+    /// Messages each way, counted and sized.
+    sent: Arc<MessageSeries>,
+    received: Arc<MessageSeries>,
     duration: Histogram,
     stream_messages_sent: Histogram,
     stream_messages_received: Histogram,
@@ -62,7 +62,6 @@ impl MethodMetrics {
     }
 
     fn labelled(service: String, method: String, kind: &'static str) -> Self {
-        let labels = [("service", service.clone()), ("method", method.clone())];
         let with_kind = [("service", service.clone()), ("method", method.clone()), ("kind", kind.to_owned())];
         let directed = |direction: &'static str| {
             [("service", service.clone()), ("method", method.clone()), ("direction", direction.to_owned())]
@@ -71,10 +70,8 @@ impl MethodMetrics {
             active: metrics::gauge!(names::STREAMS_ACTIVE, &with_kind),
             started: metrics::counter!(names::STREAMS_STARTED, &with_kind),
             ended: std::array::from_fn(|_| OnceLock::new()),
-            messages_sent: metrics::counter!(names::MESSAGES_SENT, &labels),
-            messages_received: metrics::counter!(names::MESSAGES_RECEIVED, &labels),
-            size_sent: metrics::histogram!(names::MESSAGE_SIZE, &directed("sent")),
-            size_received: metrics::histogram!(names::MESSAGE_SIZE, &directed("received")),
+            sent: hot::series(&service, &method, Direction::Sent),
+            received: hot::series(&service, &method, Direction::Received),
             duration: metrics::histogram!(names::STREAM_DURATION, &with_kind),
             stream_messages_sent: metrics::histogram!(names::STREAM_MESSAGES, &directed("sent")),
             stream_messages_received: metrics::histogram!(names::STREAM_MESSAGES, &directed("received")),
@@ -137,15 +134,13 @@ impl WireMeter for LiveStream {
     fn sent(&self, bytes: usize) {
         self.messages_sent.fetch_add(1, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.metrics.messages_sent.increment(1);
-        self.metrics.size_sent.record(bytes as f64);
+        self.metrics.sent.record(bytes);
     }
 
     fn received(&self, bytes: usize) {
         self.messages_received.fetch_add(1, Ordering::Relaxed);
         self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.metrics.messages_received.increment(1);
-        self.metrics.size_received.record(bytes as f64);
+        self.metrics.received.record(bytes);
     }
 }
 

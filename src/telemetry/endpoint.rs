@@ -126,7 +126,7 @@ async fn route(state: &TelemetryState, request: Request<Incoming>) -> Response<F
                 admin::record_chaos_state(state.chaos.as_deref());
             }
             process::record_process_state();
-            let mut text = state.prometheus.render();
+            let mut text = super::render_page(&state.prometheus);
             if let Some(server) = &state.server {
                 live::render_series(&server.streams, &mut text);
             }

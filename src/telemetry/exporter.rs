@@ -13,7 +13,7 @@ const SECONDS_BUCKETS: &[f64] = &[
     30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 /// Bytes: from a tiny message to the 4 MiB default limit, and streams well beyond it.
-const BYTES_BUCKETS: &[f64] = &[
+pub(super) const BYTES_BUCKETS: &[f64] = &[
     16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
     67108864.0,
 ];

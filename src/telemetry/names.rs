@@ -101,9 +101,6 @@ const HELP: &[(&str, Family, &str)] = &[
     (STREAM_DURATION, Family::Histogram, "How long streams lasted, from open to end."),
     (STREAM_MESSAGES, Family::Histogram, "Messages carried per stream, by direction."),
     (STREAM_BYTES, Family::Histogram, "Payload bytes carried per stream, by direction."),
-    (MESSAGES_SENT, Family::Counter, "Messages the server sent."),
-    (MESSAGES_RECEIVED, Family::Counter, "Messages the server received."),
-    (MESSAGE_SIZE, Family::Histogram, "Encoded size of each message, by direction."),
     (
         FAULTS_INJECTED,
         Family::Counter,

@@ -38,20 +38,8 @@ pub async fn connect(target: SocketAddr, count: usize) -> Result<Vec<Channel>, C
     Ok(channels)
 }
 
-/// Raises the soft limit on open files to the hard limit, so sockets never run out; returns the
-/// soft limit now in force.
-pub fn raise_open_files_limit() -> std::io::Result<libc::rlim_t> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: `limit` is a valid rlimit whose soft value does not exceed its hard value.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(limit.rlim_cur)
+/// Raises the soft limit on open files as far as the hard limit allows, so sockets never run
+/// out; returns the soft limit now in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    Ok(streamstorm::server::descriptors::raise_open_files_limit()?.now)
 }

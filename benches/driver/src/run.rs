@@ -27,6 +27,8 @@ pub struct Outcome {
     /// Calls that ended OK, and with an error status.
     pub completed: u64,
     pub failed: u64,
+    /// Connections on which at least one call failed: a connection the server closed shows here.
+    pub failed_connections: usize,
     /// The first error any slot saw.
     pub first_error: Option<Status>,
     /// Gap errors (arrival gap minus the expected gap, µs), when the plan measured them.
@@ -68,6 +70,7 @@ pub async fn start(plan: &LoadPlan) -> Result<RunningLoad, ConnectError> {
     for index in 0..total {
         let slot = Slot {
             channel: channels[index % channels.len()].clone(),
+            connection: index % channels.len(),
             call: plan.call.clone(),
             start_at: started + plan.opening.offset(index, total),
             window,
@@ -103,18 +106,24 @@ impl RunningLoad {
             window: stopped.clamp(self.window.0, self.window.1) - self.window.0,
             completed: 0,
             failed: 0,
+            failed_connections: 0,
             first_error: None,
             gaps: None,
         };
+        let mut failed_connections = std::collections::BTreeSet::new();
         while let Some(joined) = self.slots.join_next().await {
             let tally = joined.expect("a slot task does not panic");
             outcome.messages += tally.messages;
             outcome.completed += tally.completed;
             outcome.failed += tally.failed;
+            if tally.failed > 0 {
+                failed_connections.insert(tally.connection);
+            }
             if outcome.first_error.is_none() {
                 outcome.first_error = tally.first_error;
             }
         }
+        outcome.failed_connections = failed_connections.len();
         outcome.gaps = self.gaps.as_ref().map(SharedGaps::merged);
         outcome
     }

@@ -44,11 +44,15 @@ pub struct SlotTally {
     pub failed: u64,
     /// The first error, to say what went wrong.
     pub first_error: Option<Status>,
+    /// The connection the slot's calls went over (its index in the run).
+    pub connection: usize,
 }
 
 /// Everything a slot needs; owned by the slot's task.
 pub struct Slot {
     pub channel: Channel,
+    /// The channel's index among the run's connections.
+    pub connection: usize,
     pub call: Call,
     /// When this slot makes its first call.
     pub start_at: Instant,
@@ -84,7 +88,7 @@ impl CallState<'_> {
 impl Slot {
     /// Runs the slot until the stop token is cancelled.
     pub async fn run(mut self) -> SlotTally {
-        let mut tally = SlotTally::default();
+        let mut tally = SlotTally { connection: self.connection, ..SlotTally::default() };
         tokio::select! {
             _ = tokio::time::sleep_until(self.start_at.into()) => {}
             _ = self.stop.cancelled() => return tally,

@@ -68,18 +68,32 @@ pub fn throughput(
     })
 }
 
-/// Server memory per idle stream, with `streams` idle `Subscribe` streams (1,000 per connection)
-/// opened as `opening` says, against a fresh `server` (dropped at the end): RSS growth from
-/// before the driver connected to a second after every stream received its first message.
-pub fn idle_memory(
+/// What a run of idle streams measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle {
+    /// Server RSS growth per stream, from before the driver connected to a second after every
+    /// stream received its first message.
+    pub bytes_per_stream: f64,
+    /// From the first call to the last stream's first message.
+    pub open_time: Duration,
+    /// Calls that failed (a failed slot calls again, so one stream may fail more than once).
+    pub failed_calls: u64,
+    /// Connections on which a call failed.
+    pub failed_connections: usize,
+}
+
+/// `streams` idle `Subscribe` streams, `per_connection` on each connection, opened as `opening`
+/// says against a fresh `server` (dropped at the end).
+pub fn idle_streams(
     runtime: &Runtime,
     server: ServerProcess,
     streams: usize,
+    per_connection: usize,
     opening: Opening,
-) -> Result<f64> {
+) -> Result<Idle> {
     std::thread::sleep(Duration::from_millis(500));
     let server_idle = rss_bytes(server.pid())?;
-    let connections = streams.div_ceil(1000);
+    let connections = streams.div_ceil(per_connection);
     let token = CancellationToken::new();
     let plan = LoadPlan {
         target: server.addr,
@@ -94,7 +108,9 @@ pub fn idle_memory(
     let opened = plan.slots();
     let measured = runtime.block_on(async {
         let running = streamstorm_driver::start(&plan).await?;
-        let waited = wait_for_first_messages(&running, opened, Duration::from_secs(120)).await;
+        let started = Instant::now();
+        let waited = wait_for_first_messages(&running, opened, Duration::from_secs(300)).await;
+        let open_time = started.elapsed();
         let server_full = match waited {
             Ok(()) => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -105,10 +121,12 @@ pub fn idle_memory(
         token.cancel();
         let outcome = running.finish().await;
         let server_full = server_full?;
-        if outcome.failed > 0 {
-            bail!("{} idle streams failed: {:?}", outcome.failed, outcome.first_error);
-        }
-        anyhow::Ok((server_full as f64 - server_idle as f64) / opened as f64)
+        anyhow::Ok(Idle {
+            bytes_per_stream: (server_full as f64 - server_idle as f64) / opened as f64,
+            open_time,
+            failed_calls: outcome.failed,
+            failed_connections: outcome.failed_connections,
+        })
     });
     drop(server);
     measured

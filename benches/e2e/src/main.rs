@@ -16,11 +16,15 @@
 //!    ([`proxied`]): streaming and unary rates, the unary latency the proxy adds, and proxy
 //!    memory per idle proxied stream.
 //!
-//! `--proxy-only` measures figures 5–8 alone.
+//! 9. one million idle streams held by `serve` and the built-in client, each its own process
+//!    ([`million`]): time to open, memory per stream on both sides, CPU while idle, anything lost.
+//!
+//! `--proxy-only` measures figures 5–8 alone, `--idle-only` figure 3, `--held-only` figure 9.
 
 mod builtin;
 mod driven;
 mod latency;
+mod million;
 mod proxied;
 mod setup;
 mod table;
@@ -45,20 +49,37 @@ struct Plan {
     seconds: f64,
     /// Idle stream counts for figure 3.
     idle_streams: Vec<usize>,
+    /// Figure 3b: streams opened in one burst, and the connections they share.
+    burst: (usize, usize),
     /// Idle proxied stream counts for figure 8.
     proxy_idle_streams: Vec<usize>,
+    /// Figure 9: streams held by `serve` and the built-in client.
+    held: million::Size,
 }
 
 impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
-            Self { pairs: 1, seconds: 2.0, idle_streams: vec![5_000], proxy_idle_streams: vec![2_000] }
+            Self {
+                pairs: 1,
+                seconds: 2.0,
+                idle_streams: vec![5_000],
+                burst: (20_000, 4),
+                proxy_idle_streams: vec![2_000],
+                held: million::Size { streams: 20_000, connections: 20, hold: Duration::from_secs(5) },
+            }
         } else {
             Self {
                 pairs: 3,
                 seconds: 5.0,
                 idle_streams: vec![10_000, 50_000, 100_000],
+                burst: (200_000, 40),
                 proxy_idle_streams: vec![10_000],
+                held: million::Size {
+                    streams: 1_000_000,
+                    connections: 1_000,
+                    hold: Duration::from_secs(60),
+                },
             }
         }
     }
@@ -72,9 +93,12 @@ fn ramp(streams: usize) -> Opening {
 fn main() -> Result<()> {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let proxy_only = std::env::args().any(|arg| arg == "--proxy-only");
+    let idle_only = std::env::args().any(|arg| arg == "--idle-only");
+    let held_only = std::env::args().any(|arg| arg == "--held-only");
     let plan = Plan::new(quick);
     raise_open_files_limit()?;
-    let workspace = Workspace::prepare(1000)?;
+    // Calls of 100 messages: a stream's opening and end weigh on the rate, as they do in use.
+    let workspace = Workspace::prepare(100)?;
     let stubs = workspace.write_stubs()?;
     let runtime = streamstorm_driver::runtime()?;
     let ticks = ticks_per_second();
@@ -84,11 +108,19 @@ fn main() -> Result<()> {
     };
     // Notifications counted, not decoded: the driver spends the least it can per message.
     let streaming =
-        Shape { call: Call::subscribe_counting(&[LOAD_TOPIC]), connections: 2, per_connection: 32 };
+        Shape { call: Call::subscribe_counting(&[LOAD_TOPIC]), connections: 4, per_connection: 64 };
     // Enough calls in flight that unary runs are bound by CPU rather than by round trips.
     let unary =
         Shape { call: Call::GetUser { user_id: "alice".into() }, connections: 4, per_connection: 256 };
 
+    if held_only {
+        table::print_held(&million::hold(&workspace, &stubs, &plan.held, ticks)?);
+        return Ok(());
+    }
+    if idle_only {
+        table::print_idle(&idle_rows(&runtime, &plan, &start)?);
+        return Ok(());
+    }
     let runs = ThroughputRuns { workspace: &workspace, runtime: &runtime, plan: &plan, ticks };
     let proxy = proxied::measure(&runs, &streaming, &unary, &|| start(ServerKind::Baseline))?;
     if proxy_only {
@@ -103,7 +135,9 @@ fn main() -> Result<()> {
     drop(servers);
 
     let idle = idle_rows(&runtime, &plan, &start)?;
+    let held = million::hold(&workspace, &stubs, &plan.held, ticks)?;
     table::print(&Figures { streamed, unaries, idle, clients });
+    table::print_held(&held);
     table::print_proxy(&proxy);
     Ok(())
 }
@@ -184,17 +218,37 @@ fn idle_rows(
                 Opening::Burst => "burst".to_owned(),
                 Opening::Ramp(over) => format!("ramp over {over:?}"),
             };
-            let mut bytes_per_stream = [0.0; 2];
-            for (index, kind) in [ServerKind::Streamstorm, ServerKind::Baseline].into_iter().enumerate() {
-                bytes_per_stream[index] = driven::idle_memory(runtime, start(kind)?, streams, opening)?;
-                println!(
-                    "idle {streams} streams, {name}: {:<11} server {:.0} B/stream",
-                    kind.name(),
-                    bytes_per_stream[index]
-                );
-            }
-            rows.push(IdleRow { streams, opening: name, bytes_per_stream });
+            rows.push(idle_row(runtime, start, streams, 1000, opening, name)?);
         }
     }
+    let (streams, connections) = plan.burst;
+    let name = format!("burst over {connections} connections");
+    rows.push(idle_row(runtime, start, streams, streams / connections, Opening::Burst, name)?);
     Ok(rows)
+}
+
+/// One row of figure 3: the same idle streams against a fresh server of each kind.
+fn idle_row(
+    runtime: &Runtime,
+    start: &dyn Fn(ServerKind) -> Result<ServerProcess>,
+    streams: usize,
+    per_connection: usize,
+    opening: Opening,
+    name: String,
+) -> Result<IdleRow> {
+    let kinds = [ServerKind::Streamstorm, ServerKind::Baseline];
+    let mut sides = Vec::new();
+    for kind in kinds {
+        let idle = driven::idle_streams(runtime, start(kind)?, streams, per_connection, opening)?;
+        println!(
+            "idle {streams} streams, {name}: {:<11} server {:.0} B/stream, opened in {:.1} s, {} calls failed on {} connections",
+            kind.name(),
+            idle.bytes_per_stream,
+            idle.open_time.as_secs_f64(),
+            idle.failed_calls,
+            idle.failed_connections,
+        );
+        sides.push(idle);
+    }
+    Ok(IdleRow { streams, opening: name, sides: [sides[0], sides[1]] })
 }

@@ -71,7 +71,7 @@ fn idle_proxied(
     for &streams in &plan.proxy_idle_streams {
         let proxy = ServerProcess::start(workspace.proxy_server(baseline.addr))?;
         let ramp = Opening::Ramp(Duration::from_micros(streams as u64 * 100));
-        let bytes = driven::idle_memory(runtime, proxy, streams, ramp)?;
+        let bytes = driven::idle_streams(runtime, proxy, streams, 1000, ramp)?.bytes_per_stream;
         println!("idle {streams} proxied streams: proxy {bytes:.0} B/stream");
         rows.push((streams, bytes));
     }

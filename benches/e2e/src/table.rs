@@ -1,7 +1,8 @@
 //! The end-to-end benchmark's report: every figure as a ratio of runs from the same run of the
 //! benchmark (medians over alternating pairs), with the goals, met or not.
 
-use crate::driven::Throughput;
+use crate::driven::{Idle, Throughput};
+use crate::million::Held;
 use crate::proxied::{ProxyFigures, micros};
 
 /// grpc-java's memory per idle stream, in bytes (2.45 KB).
@@ -19,12 +20,12 @@ const GOAL_ADDED_LATENCY_MICROS: f64 = 100.0;
 /// the client figure, one entry per pair.
 pub type Pairs = [Vec<Throughput>; 2];
 
-/// Server memory per idle stream, `[streamstorm, baseline]`, at one stream count and opening.
+/// Idle streams, `[streamstorm, baseline]`, at one stream count and opening.
 pub struct IdleRow {
     pub streams: usize,
-    /// `burst` or `ramp over …`.
+    /// `burst`, `ramp over …` or `burst over N connections`.
     pub opening: String,
-    pub bytes_per_stream: [f64; 2],
+    pub sides: [Idle; 2],
 }
 
 /// Everything the table shows.
@@ -83,8 +84,17 @@ pub fn print(figures: &Figures) {
             1.0 / ratio
         );
     }
-    for row in &figures.idle {
-        let [ours, theirs] = row.bytes_per_stream;
+    print_idle(&figures.idle);
+    print_clients(&figures.clients);
+}
+
+/// Figure 3: idle streams, memory and connections lost.
+pub fn print_idle(rows: &[IdleRow]) {
+    println!();
+    println!("| figure 3: idle streams | streamstorm | baseline | ratio | goal |");
+    println!("| --- | --- | --- | --- | --- |");
+    for row in rows {
+        let [ours, theirs] = row.sides.map(|side| side.bytes_per_stream);
         println!(
             "| 3. server memory per idle stream, {}k, {} | {ours:.0} B | {theirs:.0} B | {:.2} × baseline, {:.2} × grpc-java 2.45 KB, {:.2} × 2 KiB | ≤ 2 KiB: {} |",
             row.streams / 1000,
@@ -95,7 +105,19 @@ pub fn print(figures: &Figures) {
             verdict(ours <= GOAL_BYTES_PER_STREAM)
         );
     }
-    print_clients(&figures.clients);
+    for row in rows {
+        let [ours, theirs] = row.sides;
+        println!(
+            "| 3. connections lost (calls failed), {}k, {} | {} ({}) | {} ({}) | | 0: {} |",
+            row.streams / 1000,
+            row.opening,
+            ours.failed_connections,
+            ours.failed_calls,
+            theirs.failed_connections,
+            theirs.failed_calls,
+            verdict(ours.failed_connections == 0)
+        );
+    }
 }
 
 /// Figure 4: the built-in load client against the driver, on the same streamstorm server.
@@ -114,6 +136,32 @@ fn print_clients(clients: &Pairs) {
     println!(
         "| built-in client CPU / streamstorm server CPU, per message | {ratio:.2} | | | < 1: {} |",
         verdict(ratio < 1.0)
+    );
+}
+
+/// Figure 9: streams held by `serve` and the built-in client.
+pub fn print_held(held: &Held) {
+    println!();
+    println!(
+        "| figure 9: {} streams over {} connections, `serve` + built-in client | server | client | goal |",
+        held.streams, held.connections
+    );
+    println!("| --- | --- | --- | --- |");
+    println!("| time until all are open | {:.1} s | | |", held.open_time.as_secs_f64());
+    println!(
+        "| memory per stream | {:.0} B | {:.0} B | |",
+        held.server_bytes_per_stream, held.client_bytes_per_stream
+    );
+    println!(
+        "| CPU while they idle | {:.1} % of a core | {:.1} % of a core | |",
+        held.server_idle_cores * 100.0,
+        held.client_idle_cores * 100.0
+    );
+    println!(
+        "| connections closed on error / calls failed | {} | {} | 0: {} |",
+        held.connections_lost,
+        held.failed_calls,
+        verdict(held.connections_lost == 0.0 && held.failed_calls == 0)
     );
 }
 

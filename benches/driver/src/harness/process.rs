@@ -2,7 +2,7 @@
 //! built-in load client — and what `/proc` says about them: CPU time (user + system) and
 //! resident memory.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,26 +29,65 @@ impl ServerKind {
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// Where `streamstorm serve` serves `/metrics` (from its banner's second line).
+    pub metrics: Option<SocketAddr>,
+}
+
+/// The address a banner line ends with.
+fn address_at_end(line: &str) -> Result<SocketAddr> {
+    line.split_whitespace()
+        .last()
+        .and_then(|word| word.trim_start_matches("http://").trim_end_matches("/metrics").parse().ok())
+        .with_context(|| format!("no address in the server's banner {line:?}"))
 }
 
 impl ServerProcess {
     /// Starts `command` and waits for its banner, whose first line ends with the address.
-    pub fn start(mut command: Command) -> Result<Self> {
+    pub fn start(command: Command) -> Result<Self> {
+        Self::start_reading(command, false)
+    }
+
+    /// Starts `streamstorm serve` as `command`, and reads its metrics address too.
+    pub fn start_with_metrics(command: Command) -> Result<Self> {
+        Self::start_reading(command, true)
+    }
+
+    fn start_reading(mut command: Command, metrics: bool) -> Result<Self> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {command:?}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .split_whitespace()
-            .last()
-            .and_then(|word| word.parse().ok())
-            .with_context(|| format!("no address in the server's banner {line:?}"))?;
-        Ok(Self { child, addr })
+        stdout.read_line(&mut line)?;
+        let addr = address_at_end(&line)?;
+        let metrics = if metrics {
+            line.clear();
+            stdout.read_line(&mut line)?;
+            Some(address_at_end(&line)?)
+        } else {
+            None
+        };
+        Ok(Self { child, addr, metrics })
+    }
+
+    /// The sum of every sample of `name` (all label sets) on the server's `/metrics`.
+    pub fn metric(&self, name: &str) -> Result<f64> {
+        let addr = self.metrics.context("this server was started without its metrics address")?;
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok(text
+            .lines()
+            .filter(|line| {
+                line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     pub fn pid(&self) -> u32 {
