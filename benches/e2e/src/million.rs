@@ -45,26 +45,22 @@ pub struct Size {
 /// report.
 pub fn hold(workspace: &Workspace, stubs: &Path, size: &Size, ticks: f64) -> Result<Held> {
     let server = ServerProcess::start_with_metrics(workspace.streamstorm_server(stubs))?;
+    // The client's own footprint: the same client holding one stream. The server is measured
+    // after it, warmed by that call.
+    let client_before = {
+        let mut client = start_client(workspace, &server, 1, 1)?;
+        wait_for(&server, Duration::from_secs(30), |active| active >= 1.0)?;
+        std::thread::sleep(Duration::from_millis(500));
+        let rss = rss_bytes(client.0.id())?;
+        client.stop(&workspace.scratch.join("held.json"))?;
+        rss
+    };
     std::thread::sleep(Duration::from_millis(500));
     let server_before = rss_bytes(server.pid())?;
-    let scenario = format!(
-        "method: myapp.NotificationService/Subscribe\n      streams: {}\n      request: {{ topics: [{IDLE_TOPIC}] }}",
-        size.streams
-    );
-    let profile = workspace.load_profile("held", size.connections, &scenario)?;
-    let report = workspace.scratch.join("held.json");
     let started = Instant::now();
-    let mut client = ClientProcess(
-        workspace
-            .client(&profile, server.addr, 24.0 * 3600.0, &report)
-            .arg("--quiet")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let mut client = start_client(workspace, &server, size.streams, size.connections)?;
+    let report = workspace.scratch.join("held.json");
     let open_limit = Duration::from_secs(60) + Duration::from_micros(size.streams as u64 * 200);
-    let client_before = wait_for(&server, open_limit, |active| active > 0.0)
-        .and_then(|_| rss_bytes(client.0.id()))?;
     wait_for(&server, open_limit, |active| active >= size.streams as f64)?;
     let open_time = started.elapsed();
     println!("{} streams open after {:.1} s", size.streams, open_time.as_secs_f64());
@@ -96,6 +92,28 @@ pub fn hold(workspace: &Workspace, stubs: &Path, size: &Size, ticks: f64) -> Res
         connections_lost,
         failed_calls,
     })
+}
+
+/// The built-in client holding `streams` idle streams over `connections` against `server`,
+/// until stopped.
+fn start_client(
+    workspace: &Workspace,
+    server: &ServerProcess,
+    streams: usize,
+    connections: usize,
+) -> Result<ClientProcess> {
+    let scenario = format!(
+        "method: myapp.NotificationService/Subscribe\n      streams: {streams}\n      request: {{ topics: [{IDLE_TOPIC}] }}"
+    );
+    let profile = workspace.load_profile("held", connections, &scenario)?;
+    let report = workspace.scratch.join("held.json");
+    let child = workspace
+        .client(&profile, server.addr, 24.0 * 3600.0, &report)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(ClientProcess(child))
 }
 
 /// Connections the server closed on an error (a GOAWAY for a protocol error or a flood among them).
