@@ -153,7 +153,10 @@ pub fn print_held(held: &Held) {
         held.streams, held.connections
     );
     println!("| --- | --- | --- | --- |");
-    println!("| time until all are open | {:.1} s | | |", held.open_time.as_secs_f64());
+    println!(
+        "| time until all are open (a ramp of 10,000 a second) | {:.1} s | | |",
+        held.open_time.as_secs_f64()
+    );
     println!(
         "| memory per stream | {:.0} B | {:.0} B | |",
         held.server_bytes_per_stream, held.client_bytes_per_stream
