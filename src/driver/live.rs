@@ -86,13 +86,18 @@ impl<T: Send + 'static> Stream for Cuttable<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let cut = match &mut self.state {
             State::Cutting(cutting) => return cutting.as_mut().poll_next(cx),
-            State::Passing { messages, targets, sent, .. } => match targets.control.poll_cut(cx) {
-                Poll::Ready(cut) => cut,
-                Poll::Pending => {
-                    let item = std::task::ready!(messages.as_mut().poll_next(cx));
-                    *sent += u64::from(matches!(item, Some(Ok(_))));
-                    return Poll::Ready(item);
-                }
+            // A cut asked for comes first. A message ready goes out without registering for a
+            // cut (the caller polls again after it, and the cut is looked for then); only a
+            // stream about to wait registers its waker for one.
+            State::Passing { messages, targets, sent, .. } => match targets.control.take_cut() {
+                Some(cut) => cut,
+                None => match messages.as_mut().poll_next(cx) {
+                    Poll::Ready(item) => {
+                        *sent += u64::from(matches!(item, Some(Ok(_))));
+                        return Poll::Ready(item);
+                    }
+                    Poll::Pending => std::task::ready!(targets.control.poll_cut(cx)),
+                },
             },
         };
         self.start_cut(cut);
