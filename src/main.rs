@@ -19,7 +19,9 @@ fn main() -> ExitCode {
             tracing::debug!(from = limit.before, to = limit.now, "Raised the open-file limit.");
         }
         Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "Cannot raise the open-file limit; connections are limited to what it allows. To hold more, {}.", descriptors::HOW_TO_RAISE),
+        Err(error) => {
+            tracing::warn!(%error, "Cannot raise the open-file limit; connections are limited to what it allows. To hold more, {}.", descriptors::HOW_TO_RAISE)
+        }
     }
     let runtime = match streamstorm::server::runtime() {
         Ok(runtime) => runtime,

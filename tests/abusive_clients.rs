@@ -24,6 +24,7 @@ use tonic_health::pb::health_client::HealthClient;
 const CALM_MESSAGES: usize = 40;
 const SUBSCRIBE: &str = "/myapp.NotificationService/Subscribe";
 const GET_USER: &str = "/myapp.UserService/GetUser";
+const UPLOAD: &str = "/myapp.UploadService/UploadFile";
 /// The server's default handshake and frame timeouts, which these tests rely on.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -196,6 +197,45 @@ async fn a_rapid_reset_flood_is_cut_off_and_others_are_unaffected() {
     // Bounded work: most reset streams never reach a handler (the calm subscriber is one).
     assert!(handled < f64::from(RESETS) / 10.0, "{handled} streams were handled");
     assert!(cpu < Duration::from_secs(20), "the flood cost {cpu:?} of CPU");
+    assert!(grown < 64 << 20, "the server grew by {grown} bytes");
+    assert_still_serving(&mut server, calm, CALM_MESSAGES).await;
+}
+
+/// A flood of one-byte DATA frames, faster than any handler reads them, is cut off by h2's
+/// budget for small unread frames. The connection window that sizes the budget holds one such
+/// frame per stream a connection may open (so opening bursts fit, see `Http2Settings::
+/// connection_window`); with 100 streams allowed it is the 2 MiB floor, about 4,100 frames.
+#[tokio::test]
+async fn a_flood_of_tiny_data_frames_is_cut_off_and_others_are_unaffected() {
+    const FRAMES: u32 = 200_000;
+    let mut server = serve(&["--max-concurrent-streams", "100"]).await;
+    let pid = server.child.id().unwrap();
+    let calm = calm_subscriber(server.addr);
+    let memory_before = common::resident_bytes(pid);
+    // One upload stream: a message prefix claiming 1 MB, then its bytes one frame each.
+    let mut flood = raw_h2::handshake();
+    flood.extend(raw_h2::frame(raw_h2::HEADERS, raw_h2::END_HEADERS, 1, &raw_h2::request_block(UPLOAD, &[])));
+    flood.extend(raw_h2::frame(raw_h2::DATA, 0, 1, &[0, 0, 0x0f, 0x42, 0x40]));
+    for _ in 0..FRAMES {
+        flood.extend(raw_h2::frame(raw_h2::DATA, 0, 1, &[0]));
+    }
+    let (mut reader, mut writer) = TcpStream::connect(server.addr).await.unwrap().into_split();
+    let writing = tokio::spawn(async move { writer.write_all(&flood).await.is_ok() });
+    let mut goaway = None;
+    let read_all = async {
+        while let Some(frame) = raw_h2::read_frame(&mut reader).await {
+            goaway = goaway.or(frame.goaway_code());
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(30), read_all).await;
+    let wrote_everything = writing.await.unwrap();
+    let grown = common::resident_bytes(pid).saturating_sub(memory_before);
+    eprintln!(
+        "DATA flood: GOAWAY {goaway:?}, flood written whole: {wrote_everything}, resident +{} KiB",
+        grown / 1024
+    );
+    assert!(ended.is_ok(), "the server closes the flooding connection");
+    assert_eq!(goaway, Some(raw_h2::ENHANCE_YOUR_CALM), "GOAWAY ENHANCE_YOUR_CALM");
     assert!(grown < 64 << 20, "the server grew by {grown} bytes");
     assert_still_serving(&mut server, calm, CALM_MESSAGES).await;
 }

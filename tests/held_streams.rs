@@ -75,7 +75,8 @@ async fn fifty_thousand_streams_are_held_by_serve_and_the_built_in_client() {
     assert_eq!(active().await, STREAMS as f64, "streams ended while held");
     let errors = metric(server.metrics, "streamstorm_connections_closed_total", &[("reason", "error")]).await;
     let timeouts =
-        metric(server.metrics, "streamstorm_connections_closed_total", &[("reason", "handshake_timeout")]).await;
+        metric(server.metrics, "streamstorm_connections_closed_total", &[("reason", "handshake_timeout")])
+            .await;
     assert_eq!((errors, timeouts), (0.0, 0.0), "connections closed on errors and handshake timeouts");
     // Stopped as Ctrl-C stops it: the client writes its report.
     // SAFETY: signalling a child process we own and have not reaped.

@@ -23,9 +23,9 @@ use tower::Service;
 use tracing::{debug, info, warn};
 
 use super::Http2Settings;
-use super::descriptors;
 use super::connection::{ConnectionCommand, ConnectionContext, ConnectionRegistry};
 use super::delivery::{DeliveryProgress, MeteredIo};
+use super::descriptors;
 use super::guard::{ProgressGuard, ProgressTimeouts, Stall, StallFlag};
 use super::router::FrontService;
 use super::tls::ServerTls;

@@ -376,3 +376,18 @@ async fn tell_judge_phases(chaos: &ChaosEngine, judge: Arc<Judge>, shutdown: Can
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_window_holds_a_small_frame_for_every_allowed_stream() {
+        let allowing =
+            |streams| Http2Settings { max_concurrent_streams: streams, ..Http2Settings::default() };
+        assert_eq!(allowing(100).connection_window(), 2 * 1024 * 1024, "the floor");
+        // h2 allows unread small frames up to half the window, each costing up to 256 bytes.
+        assert_eq!(allowing(100_000).connection_window() / 2 / SMALL_DATA_FRAME_COST, 100_000);
+        assert_eq!(allowing(u32::MAX).connection_window(), MAX_WINDOW, "HTTP/2's largest window");
+    }
+}

@@ -132,7 +132,8 @@ fn render_series(series: &[Arc<MessageSeries>], out: &mut String) {
         }
     }
     let name = names::MESSAGE_SIZE;
-    let _ = writeln!(out, "# HELP {name} Encoded size of each message, by direction.\n# TYPE {name} histogram");
+    let _ =
+        writeln!(out, "# HELP {name} Encoded size of each message, by direction.\n# TYPE {name} histogram");
     for one in series {
         let labels = format!("{},direction=\"{}\"", one.labels, one.direction.label());
         let mut cumulative = 0;
@@ -168,7 +169,8 @@ mod tests {
         assert!(text.contains(&format!("streamstorm_messages_sent_total{{{labels}}} 5\n")), "{text}");
         let sized = format!("{labels},direction=\"sent\"");
         for (bound, cumulative) in [("16", 2), ("64", 4), ("67108864", 4), ("+Inf", 5)] {
-            let line = format!("streamstorm_message_size_bytes_bucket{{{sized},le=\"{bound}\"}} {cumulative}\n");
+            let line =
+                format!("streamstorm_message_size_bytes_bucket{{{sized},le=\"{bound}\"}} {cumulative}\n");
             assert!(text.contains(&line), "missing {line:?} in {text}");
         }
         assert!(text.contains(&format!("streamstorm_message_size_bytes_sum{{{sized}}} 100000097\n")));

@@ -75,11 +75,7 @@ impl Plan {
                 idle_streams: vec![10_000, 50_000, 100_000],
                 burst: (200_000, 40),
                 proxy_idle_streams: vec![10_000],
-                held: million::Size {
-                    streams: 1_000_000,
-                    connections: 1_000,
-                    hold: Duration::from_secs(60),
-                },
+                held: million::Size { streams: 1_000_000, connections: 1_000, hold: Duration::from_secs(60) },
             }
         }
     }

@@ -66,7 +66,8 @@ pub fn hold(workspace: &Workspace, stubs: &Path, size: &Size, ticks: f64) -> Res
     let started = Instant::now();
     let mut client = start_client(workspace, &server, size.streams, size.connections)?;
     let report = workspace.scratch.join("held.json");
-    let open_limit = Duration::from_secs(60) + Duration::from_secs_f64(size.streams as f64 / OPENED_PER_SECOND);
+    let open_limit =
+        Duration::from_secs(60) + Duration::from_secs_f64(size.streams as f64 / OPENED_PER_SECOND);
     wait_for(&server, open_limit, |active| active >= size.streams as f64)?;
     let open_time = started.elapsed();
     println!("{} streams open after {:.1} s", size.streams, open_time.as_secs_f64());
@@ -138,7 +139,10 @@ fn wait_for(server: &ServerProcess, limit: Duration, done: impl Fn(f64) -> bool)
             return Ok(());
         }
         if started.elapsed() > limit {
-            bail!("{active} streams open after {limit:?}; connections closed on error: {}", closed_on_error(server)?);
+            bail!(
+                "{active} streams open after {limit:?}; connections closed on error: {}",
+                closed_on_error(server)?
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -158,7 +162,11 @@ impl ClientProcess {
             bail!("the load client failed: {status}");
         }
         let report: Value = serde_json::from_str(&std::fs::read_to_string(report)?)?;
-        report["streams"]["failed"].as_u64().context("report without streams.failed")
+        let failed = report["streams"]["failed"].as_u64().context("report without streams.failed")?;
+        if failed > 0 {
+            println!("the client's report: {} calls failed: {}", failed, report["errors"]);
+        }
+        Ok(failed)
     }
 }
 
