@@ -158,6 +158,31 @@ async fn messages_over_the_size_limit_are_refused_without_allocating_them() {
     assert_still_serving(&mut server, calm, CALM_MESSAGES).await;
 }
 
+/// What became of a flood written on a connection of its own.
+struct Flooded {
+    /// The server closed the connection within 30 s.
+    ended: bool,
+    /// The code of the GOAWAY it sent, if any.
+    goaway: Option<u32>,
+    /// Whether all of the flood was written before the server closed the connection.
+    wrote_everything: bool,
+}
+
+/// Writes `flood` on a new connection to `addr` while reading what the server sends back.
+async fn flood_one_connection(addr: SocketAddr, flood: Vec<u8>) -> Flooded {
+    let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
+    // The server may close the connection before all of it is written.
+    let writing = tokio::spawn(async move { writer.write_all(&flood).await.is_ok() });
+    let mut goaway = None;
+    let read_all = async {
+        while let Some(frame) = raw_h2::read_frame(&mut reader).await {
+            goaway = goaway.or(frame.goaway_code());
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(30), read_all).await.is_ok();
+    Flooded { ended, goaway, wrote_everything: writing.await.unwrap() }
+}
+
 #[tokio::test]
 async fn a_rapid_reset_flood_is_cut_off_and_others_are_unaffected() {
     const RESETS: u32 = 20_000;
@@ -171,19 +196,9 @@ async fn a_rapid_reset_flood_is_cut_off_and_others_are_unaffected() {
         flood.extend(raw_h2::frame(raw_h2::HEADERS, raw_h2::END_HEADERS, stream, &block));
         flood.extend(raw_h2::rst_stream(stream, raw_h2::CANCEL));
     }
-    let (mut reader, mut writer) = TcpStream::connect(server.addr).await.unwrap().into_split();
     let started = Instant::now();
-    // The server may close the connection before all of it is written.
-    let writing = tokio::spawn(async move { writer.write_all(&flood).await.is_ok() });
-    let mut goaway = None;
-    let read_all = async {
-        while let Some(frame) = raw_h2::read_frame(&mut reader).await {
-            goaway = goaway.or(frame.goaway_code());
-        }
-    };
-    let ended = tokio::time::timeout(Duration::from_secs(30), read_all).await;
+    let Flooded { ended, goaway, wrote_everything } = flood_one_connection(server.addr, flood).await;
     let took = started.elapsed();
-    let wrote_everything = writing.await.unwrap();
     let handled = metric(&server, "streamstorm_streams_started_total", &[("method", "Subscribe")]).await;
     let cpu = cpu_time(pid).saturating_sub(cpu_before);
     let grown = common::resident_bytes(pid).saturating_sub(memory_before);
@@ -192,7 +207,7 @@ async fn a_rapid_reset_flood_is_cut_off_and_others_are_unaffected() {
          streams handled {handled}, server CPU {cpu:?}, resident +{} KiB",
         grown / 1024
     );
-    assert!(ended.is_ok(), "the server closes the flooding connection");
+    assert!(ended, "the server closes the flooding connection");
     assert_eq!(goaway, Some(raw_h2::ENHANCE_YOUR_CALM), "GOAWAY ENHANCE_YOUR_CALM");
     // Bounded work: most reset streams never reach a handler (the calm subscriber is one).
     assert!(handled < f64::from(RESETS) / 10.0, "{handled} streams were handled");
@@ -219,22 +234,13 @@ async fn a_flood_of_tiny_data_frames_is_cut_off_and_others_are_unaffected() {
     for _ in 0..FRAMES {
         flood.extend(raw_h2::frame(raw_h2::DATA, 0, 1, &[0]));
     }
-    let (mut reader, mut writer) = TcpStream::connect(server.addr).await.unwrap().into_split();
-    let writing = tokio::spawn(async move { writer.write_all(&flood).await.is_ok() });
-    let mut goaway = None;
-    let read_all = async {
-        while let Some(frame) = raw_h2::read_frame(&mut reader).await {
-            goaway = goaway.or(frame.goaway_code());
-        }
-    };
-    let ended = tokio::time::timeout(Duration::from_secs(30), read_all).await;
-    let wrote_everything = writing.await.unwrap();
+    let Flooded { ended, goaway, wrote_everything } = flood_one_connection(server.addr, flood).await;
     let grown = common::resident_bytes(pid).saturating_sub(memory_before);
     eprintln!(
         "DATA flood: GOAWAY {goaway:?}, flood written whole: {wrote_everything}, resident +{} KiB",
         grown / 1024
     );
-    assert!(ended.is_ok(), "the server closes the flooding connection");
+    assert!(ended, "the server closes the flooding connection");
     assert_eq!(goaway, Some(raw_h2::ENHANCE_YOUR_CALM), "GOAWAY ENHANCE_YOUR_CALM");
     assert!(grown < 64 << 20, "the server grew by {grown} bytes");
     assert_still_serving(&mut server, calm, CALM_MESSAGES).await;
