@@ -22,6 +22,8 @@ const AUTHORIZATION: &str = "Bearer record-secret-123";
 const TENANT: &str = "tenant-secret-456";
 /// How far a replayed gap may be from the recorded one.
 const TOLERANCE_MS: f64 = 5.0;
+/// Tries a replayed call gets before its gaps count as off.
+const REPLAY_ATTEMPTS: u32 = 3;
 
 /// One call of the session.
 struct SessionCall {
@@ -313,34 +315,49 @@ async fn record_and_replay(client: Client) {
 
     // The replay, call by call.
     let serve = spawn_serve_process(&["--protos", path_str(&protos), "--stubs", path_str(&dir)], &[]).await;
-    // Gaps off by more than the tolerance, reported together once every call is compared.
+    // Gaps off by more than the tolerance, reported together once every call is compared. A call
+    // whose gaps are off is made again, at most three times in all: a gap held up once by a busy
+    // machine passes on another try, a replay that keeps the wrong time fails every try.
     let mut late = Vec::new();
     for (call, seen) in session.iter().zip(&recorded) {
-        let again = make(client, serve.addr, call).await;
         let label = format!("{client:?} {}", call.name);
-        assert_eq!(again.responses, seen.responses, "{label}: messages");
-        assert_eq!((&again.code, &again.details), (&seen.code, &seen.details), "{label}: status");
-        assert_eq!(again.rich_status, seen.rich_status, "{label}: status details");
-        assert_eq!(echoed(&again), echoed(seen), "{label}: echoed header and trailers");
-        if !call.method.ends_with("Subscribe") && !call.method.ends_with("Chat") {
-            continue;
-        }
-        let gaps = gaps(&script_of(&dir, call), call, seen, &again);
-        assert_eq!(gaps.len(), seen.responses.len() + 1, "{label}: a gap per message and one for the end");
-        for gap in &gaps {
-            eprintln!(
-                "{label}: {}: recorded {:.0} ms, seen through the proxy {:.1} ms, replayed {:.1} ms: error {:+.1} ms",
-                gap.what,
-                gap.recorded,
-                gap.observed,
-                gap.replayed,
-                gap.error()
+        for attempt in 1..=REPLAY_ATTEMPTS {
+            let again = make(client, serve.addr, call).await;
+            assert_eq!(again.responses, seen.responses, "{label}: messages");
+            assert_eq!((&again.code, &again.details), (&seen.code, &seen.details), "{label}: status");
+            assert_eq!(again.rich_status, seen.rich_status, "{label}: status details");
+            assert_eq!(echoed(&again), echoed(seen), "{label}: echoed header and trailers");
+            if !call.method.ends_with("Subscribe") && !call.method.ends_with("Chat") {
+                break;
+            }
+            let gaps = gaps(&script_of(&dir, call), call, seen, &again);
+            assert_eq!(
+                gaps.len(),
+                seen.responses.len() + 1,
+                "{label}: a gap per message and one for the end"
             );
-            if gap.error().abs() > TOLERANCE_MS {
-                late.push(format!(
-                    "{label}: {}: recorded {} ms, seen through the proxy {:.1} ms, replayed {:.1} ms",
-                    gap.what, gap.recorded, gap.observed, gap.replayed
-                ));
+            let mut off = Vec::new();
+            for gap in &gaps {
+                eprintln!(
+                    "{label} (try {attempt}): {}: recorded {:.0} ms, seen through the proxy {:.1} ms, replayed {:.1} ms: error {:+.1} ms",
+                    gap.what,
+                    gap.recorded,
+                    gap.observed,
+                    gap.replayed,
+                    gap.error()
+                );
+                if gap.error().abs() > TOLERANCE_MS {
+                    off.push(format!(
+                        "{label}: {}: recorded {} ms, seen through the proxy {:.1} ms, replayed {:.1} ms",
+                        gap.what, gap.recorded, gap.observed, gap.replayed
+                    ));
+                }
+            }
+            if off.is_empty() {
+                break;
+            }
+            if attempt == REPLAY_ATTEMPTS {
+                late.extend(off);
             }
         }
     }

@@ -115,6 +115,9 @@ impl UpstreamError {
         }
         let detail = match reason {
             UpstreamErrorReason::Protocol if sniffed.not_http2() => sniffed.describe(),
+            UpstreamErrorReason::Protocol if sniffed.silent() => {
+                format!("{} ({})", sniffed.describe(), describe(error))
+            }
             _ => describe(error),
         };
         Self::new(target, reason, detail)
@@ -124,7 +127,7 @@ impl UpstreamError {
 /// The reason of a call's failure, from the errors hyper and h2 report.
 fn classify(error: &hyper::Error, sniffed: &Sniffed) -> UpstreamErrorReason {
     use UpstreamErrorReason as Reason;
-    if sniffed.not_http2() {
+    if sniffed.not_http2() || sniffed.silent() {
         return Reason::Protocol;
     }
     match h2_error(error) {

@@ -28,9 +28,20 @@ impl Sniffed {
         self.first().get(FRAME_TYPE_AT).is_some_and(|kind| *kind != SETTINGS_FRAME)
     }
 
+    /// Whether the upstream has sent nothing at all. An HTTP/2 server sends its SETTINGS as soon
+    /// as it accepts, so a connection that fails before any byte came never spoke HTTP/2: an
+    /// HTTP/1 server that hung up on the preface, for instance, when its reset discarded its
+    /// answer before it could be read.
+    pub fn silent(&self) -> bool {
+        self.first().is_empty()
+    }
+
     /// What the upstream answered instead of HTTP/2, for a status message.
     pub fn describe(&self) -> String {
         let first = self.first();
+        if first.is_empty() {
+            return "it hung up before sending a single HTTP/2 frame".to_owned();
+        }
         if first.starts_with(b"HTTP/") {
             return "it answered in HTTP/1".to_owned();
         }
