@@ -3,7 +3,7 @@
 //! server holds them all, memory per stream on both sides once each has its first message, CPU
 //! while they idle, and whether any connection or call was lost.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,15 +57,14 @@ pub fn hold(workspace: &Workspace, stubs: &Path, size: &Size, ticks: f64) -> Res
         let mut client = start_client(workspace, &server, 1, 1)?;
         wait_for(&server, Duration::from_secs(30), |active| active >= 1.0)?;
         std::thread::sleep(Duration::from_millis(500));
-        let rss = rss_bytes(client.0.id())?;
-        client.stop(&workspace.scratch.join("held.json"))?;
+        let rss = rss_bytes(client.child.id())?;
+        client.stop()?;
         rss
     };
     std::thread::sleep(Duration::from_millis(500));
     let server_before = rss_bytes(server.pid())?;
     let started = Instant::now();
     let mut client = start_client(workspace, &server, size.streams, size.connections)?;
-    let report = workspace.scratch.join("held.json");
     let open_limit =
         Duration::from_secs(60) + Duration::from_secs_f64(size.streams as f64 / OPENED_PER_SECOND);
     wait_for(&server, open_limit, |active| active >= size.streams as f64)?;
@@ -74,9 +73,9 @@ pub fn hold(workspace: &Workspace, stubs: &Path, size: &Size, ticks: f64) -> Res
     std::thread::sleep(Duration::from_secs(1));
     let per_stream = |after: u64, before: u64| (after as f64 - before as f64) / size.streams as f64;
     let server_bytes_per_stream = per_stream(rss_bytes(server.pid())?, server_before);
-    let client_bytes_per_stream = per_stream(rss_bytes(client.0.id())?, client_before);
+    let client_bytes_per_stream = per_stream(rss_bytes(client.child.id())?, client_before);
     let cpu_now = || -> Result<[f64; 2]> {
-        Ok([cpu(server.pid(), ticks)?.seconds, cpu(client.0.id(), ticks)?.seconds])
+        Ok([cpu(server.pid(), ticks)?.seconds, cpu(client.child.id(), ticks)?.seconds])
     };
     let (idle_from, idle_since) = (cpu_now()?, Instant::now());
     std::thread::sleep(size.hold);
@@ -87,7 +86,7 @@ pub fn hold(workspace: &Workspace, stubs: &Path, size: &Size, ticks: f64) -> Res
     if still_open < size.streams as f64 {
         bail!("only {still_open} of {} streams were still open after {:?}", size.streams, size.hold);
     }
-    let failed_calls = client.stop(&report)?;
+    let failed_calls = client.stop()?;
     Ok(Held {
         streams: size.streams,
         connections: size.connections,
@@ -122,7 +121,7 @@ fn start_client(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    Ok(ClientProcess(child))
+    Ok(ClientProcess { child, report })
 }
 
 /// Connections the server closed on an error (a GOAWAY for a protocol error or a flood among them).
@@ -148,20 +147,23 @@ fn wait_for(server: &ServerProcess, limit: Duration, done: impl Fn(f64) -> bool)
     }
 }
 
-/// The load client, killed if dropped before it is stopped.
-struct ClientProcess(Child);
+/// The load client and where it writes its report; killed if dropped before it is stopped.
+struct ClientProcess {
+    child: Child,
+    report: PathBuf,
+}
 
 impl ClientProcess {
     /// Interrupts the client, waits for it to write its report, and returns the calls it saw
     /// fail.
-    fn stop(&mut self, report: &Path) -> Result<u64> {
+    fn stop(&mut self) -> Result<u64> {
         // SAFETY: sending a signal to a child process we own and have not reaped.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
-        let status = self.0.wait()?;
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let status = self.child.wait()?;
         if !status.success() && status.code() != Some(1) {
             bail!("the load client failed: {status}");
         }
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(report)?)?;
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&self.report)?)?;
         let failed = report["streams"]["failed"].as_u64().context("report without streams.failed")?;
         if failed > 0 {
             println!("the client's report: {} calls failed: {}", failed, report["errors"]);
@@ -172,7 +174,7 @@ impl ClientProcess {
 
 impl Drop for ClientProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
