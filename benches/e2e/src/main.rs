@@ -19,7 +19,8 @@
 //! 9. one million idle streams held by `serve` and the built-in client, each its own process
 //!    ([`million`]): time to open, memory per stream on both sides, CPU while idle, anything lost.
 //!
-//! `--proxy-only` measures figures 5–8 alone, `--idle-only` figure 3, `--held-only` figure 9.
+//! `--proxy-only` measures figures 5–8 alone, `--idle-only` figure 3, `--held-only` figure 9,
+//! `--throughput-only` figures 1, 2 and 4.
 
 mod builtin;
 mod driven;
@@ -91,6 +92,7 @@ fn main() -> Result<()> {
     let proxy_only = std::env::args().any(|arg| arg == "--proxy-only");
     let idle_only = std::env::args().any(|arg| arg == "--idle-only");
     let held_only = std::env::args().any(|arg| arg == "--held-only");
+    let throughput_only = std::env::args().any(|arg| arg == "--throughput-only");
     let plan = Plan::new(quick);
     raise_open_files_limit()?;
     // Calls of 100 messages: a stream's opening and end weigh on the rate, as they do in use.
@@ -118,17 +120,22 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let runs = ThroughputRuns { workspace: &workspace, runtime: &runtime, plan: &plan, ticks };
-    let proxy = proxied::measure(&runs, &streaming, &unary, &|| start(ServerKind::Baseline))?;
+    let measure_proxy = || proxied::measure(&runs, &streaming, &unary, &|| start(ServerKind::Baseline));
     if proxy_only {
-        table::print_proxy(&proxy);
+        table::print_proxy(&measure_proxy()?);
         return Ok(());
     }
+    let proxy = (!throughput_only).then(measure_proxy).transpose()?;
     let servers = [start(ServerKind::Streamstorm)?, start(ServerKind::Baseline)?];
     let names = [ServerKind::Streamstorm.name(), ServerKind::Baseline.name()];
     let streamed = runs.compare("streaming", &servers, names, &streaming)?;
     let unaries = runs.compare("unary", &servers, names, &unary)?;
     let clients = runs.compare_clients(&servers[0], &streaming)?;
     drop(servers);
+    let Some(proxy) = proxy else {
+        table::print(&Figures { streamed, unaries, idle: Vec::new(), clients });
+        return Ok(());
+    };
 
     let idle = idle_rows(&runtime, &plan, &start)?;
     let held = million::hold(&workspace, &stubs, &plan.held, ticks)?;

@@ -87,7 +87,9 @@ pub fn print(figures: &Figures) {
             verdict(ratio <= 1.0)
         );
     }
-    print_idle(&figures.idle);
+    if !figures.idle.is_empty() {
+        print_idle(&figures.idle);
+    }
     print_clients(&figures.clients);
 }
 
