@@ -18,7 +18,7 @@ use crate::proto::OutboundMessage;
 use crate::proto::status::code_name;
 
 /// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ending {
     /// An injected fault ended it, with the status it carried (none for a cut).
     Fault(FaultKind, Option<Code>),

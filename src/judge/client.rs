@@ -61,7 +61,7 @@ pub struct DelaySeries {
 pub struct MethodRecord {
     pending_ends: VecDeque<PendingEnd>,
     /// By ending label.
-    pub reconnect_delays: BTreeMap<String, DelaySeries>,
+    pub reconnect_delays: BTreeMap<&'static str, DelaySeries>,
     pub gaps: Vec<Gap>,
     pub gap_samples: Samples,
     pub streaks: u64,
@@ -83,14 +83,93 @@ pub struct Blackhole {
 }
 
 /// One line of a client's recent history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TimelineEntry {
     /// Seconds since the server started.
     pub at_s: f64,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<Arc<str>>,
-    pub detail: String,
+    pub event: Event,
+}
+
+/// What happened, kept as it came: entries are noted on every call and mostly dropped unread,
+/// so their text is written only when a report shows the timeline.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A call arrived, after the ending it was paired with (none: the client's first).
+    Attempt {
+        after: Option<(&'static str, Duration)>,
+    },
+    End {
+        ending: Ending,
+        messages: u64,
+    },
+    Blackhole {
+        connection: u64,
+    },
+    Abandoned {
+        connection: u64,
+        after: Duration,
+    },
+    Resume {
+        class: ResumeClass,
+        asked: Position,
+        delivered: Position,
+    },
+    Recovered {
+        after: Duration,
+    },
+}
+
+impl Event {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Attempt { .. } => "attempt",
+            Self::End { .. } => "end",
+            Self::Blackhole { .. } => "blackhole",
+            Self::Abandoned { .. } => "abandoned",
+            Self::Resume { .. } => "resume",
+            Self::Recovered { .. } => "recovered",
+        }
+    }
+}
+
+/// The entry's detail, as the timeline shows it.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |duration: &Duration| duration.as_secs_f64() * 1000.0;
+        match self {
+            Self::Attempt { after: None } => write!(f, "first"),
+            Self::Attempt { after: Some((label, delay)) } => {
+                write!(f, "after {label}, {:.0} ms later", ms(delay))
+            }
+            Self::End { ending, messages } => {
+                write!(f, "{} after {messages} messages", ending.label_with_code())
+            }
+            Self::Blackhole { connection } => write!(f, "connection {connection}"),
+            Self::Abandoned { connection, after } => {
+                write!(f, "connection {connection} after {:.0} ms", ms(after))
+            }
+            Self::Resume { class, asked, delivered } => {
+                write!(f, "{} (asked {asked}, last delivered {delivered})", class.name())
+            }
+            Self::Recovered { after } => write!(f, "after {:.0} ms", ms(after)),
+        }
+    }
+}
+
+impl Serialize for TimelineEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut entry = serializer.serialize_struct("TimelineEntry", 4)?;
+        entry.serialize_field("at_s", &self.at_s)?;
+        entry.serialize_field("event", self.event.name())?;
+        match &self.method {
+            Some(method) => entry.serialize_field("method", method)?,
+            None => entry.skip_field("method")?,
+        }
+        entry.serialize_field("detail", &self.event.to_string())?;
+        entry.end()
+    }
 }
 
 /// Everything kept of one client.
@@ -101,8 +180,8 @@ pub struct ClientRecord {
     pub attempts: u64,
     pub with_deadline: u64,
     pub connections: u64,
-    /// By ending label with its code (`abort UNAVAILABLE`).
-    pub endings: BTreeMap<String, u64>,
+    /// By ending; the report labels them with their codes (`abort UNAVAILABLE`).
+    pub endings: HashMap<Ending, u64>,
     window: VecDeque<Instant>,
     pub max_per_second: usize,
     hot: bool,
@@ -121,7 +200,7 @@ pub struct ClientRecord {
 /// What pairing an attempt with the last ending on its method found.
 pub struct Pairing {
     /// The ending's label and the delay since it.
-    pub delay: Option<(String, Duration)>,
+    pub delay: Option<(&'static str, Duration)>,
     /// The retry gap, when the ending was a failure.
     pub gap: Option<Duration>,
     /// Whether a `RetryInfo` delay was honoured, when one was sent.
@@ -138,7 +217,7 @@ impl ClientRecord {
             attempts: 0,
             with_deadline: 0,
             connections: 0,
-            endings: BTreeMap::new(),
+            endings: HashMap::new(),
             window: VecDeque::new(),
             max_per_second: 0,
             hot: false,
@@ -182,8 +261,8 @@ impl ClientRecord {
             return Pairing { delay: None, gap: None, retry_info: None, retry: 0 };
         };
         let delay = now.saturating_duration_since(end.at);
-        let label = end.ending.label().to_owned();
-        let series = record.reconnect_delays.entry(label.clone()).or_default();
+        let label = end.ending.label();
+        let series = record.reconnect_delays.entry(label).or_default();
         series.delays.add(delay.as_secs_f64());
         series.new_connection += u64::from(end.connection != connection);
         let gap = (end.next_retry > 0).then(|| {
@@ -205,7 +284,7 @@ impl ClientRecord {
     /// Records how a call ended; it waits for the next attempt on its method.
     pub fn end(&mut self, ticket: &CallTicket, ending: Ending, end: CallOutcome, now: Instant) {
         self.last_seen = now;
-        *self.endings.entry(ending.label_with_code()).or_default() += 1;
+        *self.endings.entry(ending).or_default() += 1;
         // A failure continues the streak when the call delivered nothing; one after messages (a
         // healthy stream cut) starts a new streak, as a client resets its backoff on success.
         let next_retry = match (ending.is_failure(), end.messages_sent) {
@@ -365,7 +444,7 @@ mod tests {
         assert_eq!(method.gaps.iter().map(|gap| gap.retry).collect::<Vec<_>>(), [1, 2, 3, 1]);
         let reset = &method.reconnect_delays["reset_stream"];
         assert_eq!((reset.delays.seen(), reset.new_connection), (1, 1));
-        assert_eq!(record.endings["abort UNAVAILABLE"], 3);
+        assert_eq!(record.endings[&UNAVAILABLE], 3);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::config::clients::{ClientIdentity, ClientsSection, Expectation};
 use crate::proto::MethodCatalog;
 use call::CallTicket;
 pub use call::{CallArrival, Ending, JudgedCall, RequestProbe};
-use client::{CallOutcome, ClientRecord, TimelineEntry};
+use client::{CallOutcome, ClientRecord, Event, TimelineEntry};
 use metrics::PeerMetrics;
 pub use report::JudgeReport;
 use resume::ResumeProbe;
@@ -216,7 +216,7 @@ impl Judge {
         };
         if let Some(record) = state.clients.get_mut(&client) {
             record.blackholed(connection, now);
-            record.note(self.entry(now, "blackhole", None, format!("connection {connection}")));
+            record.note(self.entry(now, None, Event::Blackhole { connection }));
         }
     }
 
@@ -230,8 +230,7 @@ impl Judge {
         let Some(record) = state.clients.get_mut(&client) else { return };
         if let Some(detected) = record.abandoned(connection, now) {
             self.metrics.detection.record(detected.as_secs_f64());
-            let detail = format!("connection {connection} after {}", ms(detected));
-            record.note(self.entry(now, "abandoned", None, detail));
+            record.note(self.entry(now, None, Event::Abandoned { connection, after: detected }));
         }
     }
 
@@ -291,11 +290,7 @@ impl Judge {
         if let Some(honoured) = pairing.retry_info {
             self.metrics.retry_info(honoured).increment(1);
         }
-        let detail = match &pairing.delay {
-            Some((label, delay)) => format!("after {label}, {} later", ms(*delay)),
-            None => "first".to_owned(),
-        };
-        record.note(self.entry(now, "attempt", Some(method.clone()), detail));
+        record.note(self.entry(now, Some(method.clone()), Event::Attempt { after: pairing.delay }));
         let ticket = CallTicket {
             client,
             connection: arrival.connection,
@@ -315,9 +310,9 @@ impl Judge {
     fn call_ended(&self, ticket: &CallTicket, ending: Ending, outcome: CallOutcome, now: Instant) {
         let mut state = self.lock();
         let Some(record) = state.clients.peek_mut(&ticket.client) else { return };
-        let detail = format!("{} after {} messages", ending.label_with_code(), outcome.messages_sent);
+        let event = Event::End { ending, messages: outcome.messages_sent };
         record.end(ticket, ending, outcome, now);
-        record.note(self.entry(now, "end", Some(ticket.method.clone()), detail));
+        record.note(self.entry(now, Some(ticket.method.clone()), event));
     }
 
     fn resume_asked(&self, client: &Arc<str>, method: &Arc<str>, asked: resume::Position) {
@@ -326,8 +321,7 @@ impl Judge {
         let Some(record) = state.clients.peek_mut(client) else { return };
         if let Some((class, delivered)) = record.resume(method, &asked) {
             self.metrics.resume(class).increment(1);
-            let detail = format!("{} (asked {asked}, last delivered {delivered})", class.name());
-            record.note(self.entry(now, "resume", Some(method.clone()), detail));
+            record.note(self.entry(now, Some(method.clone()), Event::Resume { class, asked, delivered }));
         }
     }
 
@@ -339,12 +333,7 @@ impl Judge {
         let Some(record) = state.clients.peek_mut(&ticket.client) else { return };
         for took in record.recovered(now) {
             self.metrics.recovery.record(took.as_secs_f64());
-            record.note(self.entry(
-                now,
-                "recovered",
-                Some(ticket.method.clone()),
-                format!("after {}", ms(took)),
-            ));
+            record.note(self.entry(now, Some(ticket.method.clone()), Event::Recovered { after: took }));
         }
     }
 
@@ -372,14 +361,8 @@ impl Judge {
         }
     }
 
-    fn entry(
-        &self,
-        at: Instant,
-        event: &'static str,
-        method: Option<Arc<str>>,
-        detail: String,
-    ) -> TimelineEntry {
-        TimelineEntry { at_s: samples::round_ms(self.seconds(at)) / 1000.0, event, method, detail }
+    fn entry(&self, at: Instant, method: Option<Arc<str>>, event: Event) -> TimelineEntry {
+        TimelineEntry { at_s: samples::round_ms(self.seconds(at)) / 1000.0, method, event }
     }
 }
 
@@ -399,8 +382,4 @@ impl JudgeState {
 /// `package.Service/Method` from a path `/package.Service/Method`.
 pub fn method_name(path: &str) -> &str {
     path.trim_start_matches('/')
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
 }

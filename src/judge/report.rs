@@ -133,7 +133,7 @@ pub struct ClientFigures {
     pub attempts: u64,
     pub with_deadline: u64,
     pub max_attempts_per_second: usize,
-    pub reconnect_delays: BTreeMap<String, Samples>,
+    pub reconnect_delays: BTreeMap<&'static str, Samples>,
     pub gaps: Vec<Gap>,
     pub recoveries: Vec<(Instant, Option<Duration>)>,
     pub resumes: u64,
@@ -156,7 +156,7 @@ impl ClientFigures {
         };
         for method in record.methods.values() {
             for (ending, series) in &method.reconnect_delays {
-                figures.reconnect_delays.entry(ending.clone()).or_default().extend(&series.delays);
+                figures.reconnect_delays.entry(*ending).or_default().extend(&series.delays);
             }
             figures.gaps.extend_from_slice(&method.gaps);
             figures.resumes += method.resumes.values().sum::<u64>();
@@ -228,7 +228,7 @@ impl Judge {
                 .map(|series| series.new_connection)
                 .sum();
             if let Some(summary) = samples.summary() {
-                all_delays.insert(ending.clone(), DelayReport { summary, new_connection });
+                all_delays.insert((*ending).to_owned(), DelayReport { summary, new_connection });
             }
         }
         let mut gap_samples = Samples::default();
@@ -247,7 +247,11 @@ impl Judge {
             connections: record.connections,
             deadline_share: (record.attempts > 0)
                 .then(|| record.with_deadline as f64 / record.attempts as f64),
-            endings: record.endings.clone(),
+            endings: record
+                .endings
+                .iter()
+                .map(|(ending, count)| (ending.label_with_code(), *count))
+                .collect(),
             max_attempts_per_second: record.max_per_second,
             hot_loops: record.hot_loops,
             reconnect_delay_ms: all_delays,
@@ -286,7 +290,10 @@ impl Judge {
                 .iter()
                 .filter_map(|(ending, series)| {
                     let summary = series.delays.summary()?;
-                    Some((ending.clone(), DelayReport { summary, new_connection: series.new_connection }))
+                    Some((
+                        (*ending).to_owned(),
+                        DelayReport { summary, new_connection: series.new_connection },
+                    ))
                 })
                 .collect(),
             retry_gaps_ms: record.gap_samples.summary(),
