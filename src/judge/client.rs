@@ -501,4 +501,32 @@ mod tests {
         });
         assert_eq!(record.hot_loops, 2);
     }
+
+    #[test]
+    fn timeline_entries_read_as_they_did_when_kept_as_text() {
+        let entry =
+            |method: Option<&str>, event| TimelineEntry { at_s: 1.5, method: method.map(Arc::from), event };
+        let attempt = Event::Attempt { after: Some(("reset_stream", Duration::from_millis(250))) };
+        let ended = Event::End { ending: UNAVAILABLE, messages: 3 };
+        let cases = [
+            (entry(Some("myapp.S/M"), Event::Attempt { after: None }), "attempt", "first"),
+            (entry(Some("myapp.S/M"), attempt), "attempt", "after reset_stream, 250 ms later"),
+            (entry(Some("myapp.S/M"), ended), "end", "abort UNAVAILABLE after 3 messages"),
+            (
+                entry(None, Event::Abandoned { connection: 7, after: Duration::from_secs(2) }),
+                "abandoned",
+                "connection 7 after 2000 ms",
+            ),
+        ];
+        for (entry, event, detail) in cases {
+            let json = serde_json::to_value(&entry).unwrap();
+            assert_eq!(
+                (json["event"].as_str(), json["detail"].as_str()),
+                (Some(event), Some(detail)),
+                "{json}"
+            );
+            assert_eq!(json["at_s"], 1.5);
+            assert_eq!(json.get("method").is_some(), entry.method.is_some(), "{json}");
+        }
+    }
 }
