@@ -5,7 +5,6 @@
 //! end of the run).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -57,8 +56,23 @@ pub struct CallResult {
     pub received: u64,
 }
 
-/// Send times not yet answered (bidi), or the last send (client streaming).
-type SendTimes = Arc<Mutex<VecDeque<Instant>>>;
+/// What the outbound half has sent, shared with the reader that times replies and with the
+/// end that counts the call.
+#[derive(Debug, Default)]
+struct SendLog {
+    /// Send times not yet answered (bidi), or every send (client streaming reads the last).
+    times: VecDeque<Instant>,
+    sent: u64,
+    /// Set when the call's end is counted. A message the outbound half makes after that is
+    /// neither counted nor passed on: the report and the metric count the same messages.
+    closed: bool,
+}
+
+type Sends = Arc<Mutex<SendLog>>;
+
+fn lock(sends: &Sends) -> std::sync::MutexGuard<'_, SendLog> {
+    sends.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Runs one call to its end, recording into `batch`.
 pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch) -> CallResult {
@@ -66,10 +80,9 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
     let started = Instant::now();
     let stop_sending = CancellationToken::new();
     let _stop_on_return = stop_sending.clone().drop_guard();
-    let send_times: SendTimes = Arc::new(Mutex::new(VecDeque::new()));
+    let sends = Sends::default();
     let replies = Arc::new(Semaphore::new(0));
-    let sent = Arc::new(AtomicU64::new(0));
-    let outbound = outbound(&setup, send_times.clone(), replies.clone(), sent.clone(), stop_sending.clone());
+    let outbound = outbound(&setup, sends.clone(), replies.clone(), stop_sending.clone());
     let mut grpc = tonic::client::Grpc::new(setup.channel.clone());
     let codec = ReplyCodec::new(scenario.response_type.clone());
     let spec = &scenario.spec;
@@ -89,19 +102,20 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
     let opened = tokio::select! {
         biased;
         opened = opening => opened,
-        _ = setup.cut.cancelled() => return finish(&scenario, batch, started, &sent, CallEnd::RunEnded, 0, None),
-        _ = sleep_until(started + idle) => return finish(&scenario, batch, started, &sent, idle_end(), 0, None),
-        _ = sleep_until(lifetime_end) => return finish(&scenario, batch, started, &sent, CallEnd::ClientEnded, 0, None),
+        _ = setup.cut.cancelled() => return finish(&scenario, batch, started, &sends, CallEnd::RunEnded, 0, None),
+        _ = sleep_until(started + idle) => return finish(&scenario, batch, started, &sends, idle_end(), 0, None),
+        _ = sleep_until(lifetime_end) => return finish(&scenario, batch, started, &sends, CallEnd::ClientEnded, 0, None),
     };
     let mut inbound = match opened {
         Ok(response) => response.into_inner(),
         Err(status) => {
             let read = messages_read(status.metadata());
-            return finish(&scenario, batch, started, &sent, failure(&status), 0, read);
+            return finish(&scenario, batch, started, &sends, failure(&status), 0, read);
         }
     };
     let mut read = None;
-    let mut reader = ReplyReader { scenario: &scenario, started, previous: None, received: 0, send_times };
+    let mut reader =
+        ReplyReader { scenario: &scenario, started, previous: None, received: 0, sends: sends.clone() };
     // Made once per call, not per message: the idle timer is moved on only when it fires
     // early (a message arrived meanwhile), so a busy stream costs no timer work per message.
     let cut = setup.cut.cancelled();
@@ -145,7 +159,7 @@ pub async fn run_call(setup: CallSetup, state: &mut SlotState, batch: &mut Batch
         }
     };
     let received = reader.received;
-    finish(&scenario, batch, started, &sent, end, received, read)
+    finish(&scenario, batch, started, &sends, end, received, read)
 }
 
 /// The count of messages the server read on the call, when its status carries one.
@@ -162,12 +176,16 @@ fn finish(
     scenario: &Scenario,
     batch: &mut Batch,
     started: Instant,
-    sent: &AtomicU64,
+    sends: &Sends,
     end: CallEnd,
     received: u64,
     read: Option<u64>,
 ) -> CallResult {
-    let sent = sent.load(Ordering::Relaxed);
+    let sent = {
+        let mut log = lock(sends);
+        log.closed = true;
+        log.sent
+    };
     batch.counts.messages_sent += sent;
     let metrics = &scenario.metrics;
     if let Some(read) = read {
@@ -215,7 +233,7 @@ struct ReplyReader<'a> {
     started: Instant,
     previous: Option<Instant>,
     received: u64,
-    send_times: SendTimes,
+    sends: Sends,
 }
 
 impl ReplyReader<'_> {
@@ -235,10 +253,8 @@ impl ReplyReader<'_> {
             }
         }
         let sent_at = match self.scenario.kind {
-            CallKind::BidiStreaming => self.send_times.lock().unwrap_or_else(|e| e.into_inner()).pop_front(),
-            CallKind::ClientStreaming => {
-                self.send_times.lock().unwrap_or_else(|e| e.into_inner()).back().copied()
-            }
+            CallKind::BidiStreaming => lock(&self.sends).times.pop_front(),
+            CallKind::ClientStreaming => lock(&self.sends).times.back().copied(),
             _ => None,
         };
         let latency = match self.scenario.kind {
@@ -287,9 +303,8 @@ impl ReplyReader<'_> {
 /// replies (bidi without a rate) or back to back (client streaming without a rate).
 fn outbound(
     setup: &CallSetup,
-    send_times: SendTimes,
+    sends: Sends,
     replies: Arc<Semaphore>,
-    sent: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> impl Stream<Item = OutboundMessage> + Send + 'static {
     let scenario = setup.scenario.clone();
@@ -337,9 +352,16 @@ fn outbound(
             };
             // Latency counts from the intended send time, so a late send (coordinated
             // omission) shows up as latency rather than disappearing.
-            send_times.lock().unwrap_or_else(|e| e.into_inner()).push_back(intended);
-            sent.fetch_add(1, Ordering::Relaxed);
-            scenario.metrics.sent.increment(1);
+            {
+                let mut log = lock(&sends);
+                if log.closed {
+                    break;
+                }
+                log.times.push_back(intended);
+                log.sent += 1;
+                // Under the lock, so the count the call ends with includes it.
+                scenario.metrics.sent.increment(1);
+            }
             count += 1;
             yield message;
         }

@@ -62,7 +62,9 @@ pub async fn play(
         stream_id: call.stream_id,
         rng: stream_rng(seed, call.stream_id, SCRIPT_RNG),
         output: call.method.output(),
-        opened: Instant::now(),
+        // From when the call opened, not from when its first message came: a recording's
+        // times count from the call's headers, and a client may send its request later.
+        opened: Instant::from_std(call.opened),
     };
     let stream: OutboundStream = match call.method.kind {
         CallKind::ClientStreaming => {

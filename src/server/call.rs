@@ -33,6 +33,8 @@ pub struct Call {
     pub connection: ConnectionContext,
     /// Server-wide stream number, unique for the life of the process.
     pub stream_id: u64,
+    /// When the call's headers arrived: the origin of a script's timeline, as of a recording's.
+    pub opened: std::time::Instant,
     pub metadata: MetadataMap,
     pub inbound: Inbound,
 }

@@ -159,7 +159,8 @@ impl DynamicShared {
             upstream: None,
             tally: self.tally.clone(),
         };
-        let call = Call { method, connection, stream_id, metadata, inbound };
+        let opened = stream.stream().opened;
+        let call = Call { method, connection, stream_id, opened, metadata, inbound };
         let responding = self.responder.respond(call);
         Box::pin(async move {
             let response = match responding.await {

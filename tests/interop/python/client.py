@@ -55,6 +55,10 @@ def parse_args() -> argparse.Namespace:
                         "ms after the first, and print {\"calls\": [...]}")
     p.add_argument("--channel-per-call", action="store_true",
                    help="with --call-starts-ms: each call on a channel (and connection) of its own")
+    p.add_argument("--warm-up", action="store_true",
+                   help="with --call-starts-ms: before the timed calls, a unary and a server-streaming "
+                        "call to a method no server has (answered UNIMPLEMENTED), so the timed calls do "
+                        "not pay the library's first-call costs")
     args = p.parse_args()
     if (args.tls_cert is None) != (args.tls_key is None) or (args.tls_cert and not args.tls_root):
         p.error("--tls-cert and --tls-key go together, with --tls-root")
@@ -165,6 +169,8 @@ def main() -> None:
         channels = [open_channel(args) for _ in args.call_starts]
         for channel in channels:
             wait_ready(channel, args.target)
+            if args.warm_up:
+                warm_up(channel)
         multicallables = [multicallable_on(channel) for channel in channels]
         result = {"calls": make_calls(args, method, lambda i: multicallables[i], requests, metadata)}
         for channel in channels:
@@ -173,6 +179,8 @@ def main() -> None:
         # Connected first, so the offsets are between calls on a live connection.
         channel = open_channel(args)
         wait_ready(channel, args.target)
+        if args.warm_up:
+            warm_up(channel)
         multicallable = multicallable_on(channel)
         result = {"calls": make_calls(args, method, lambda _: multicallable, requests, metadata)}
         channel.close()
@@ -185,6 +193,19 @@ def wait_ready(channel, target) -> None:
         grpc.channel_ready_future(channel).result(timeout=10)
     except grpc.FutureTimeoutError:
         sys.exit(f"client.py: could not connect to {target} within 10 s")
+
+
+def warm_up(channel) -> None:
+    path = "/streamstorm.interop.WarmUp/Call"
+    try:
+        channel.unary_unary(path)(b"")
+    except grpc.RpcError:
+        pass
+    try:
+        for _ in channel.unary_stream(path)(b""):
+            pass
+    except grpc.RpcError:
+        pass
 
 
 def open_channel(args) -> grpc.Channel:
