@@ -16,6 +16,7 @@ mod metrics;
 pub mod report;
 pub mod resume;
 pub mod samples;
+mod timeline;
 mod verdict;
 
 use std::collections::{HashMap, VecDeque};
@@ -31,10 +32,11 @@ use crate::config::clients::{ClientIdentity, ClientsSection, Expectation};
 use crate::proto::MethodCatalog;
 use call::CallTicket;
 pub use call::{CallArrival, Ending, JudgedCall, RequestProbe};
-use client::{CallOutcome, ClientRecord, Event, TimelineEntry};
+use client::{CallOutcome, ClientRecord};
 use metrics::PeerMetrics;
 pub use report::JudgeReport;
 use resume::ResumeProbe;
+use timeline::{Event, TimelineEntry};
 
 /// The longest identity kept; longer header values are cut.
 const MAX_IDENTITY: usize = 128;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backoff::{self, FittedBackoff, Gap, REQUIRED_COMPLIANCE};
-use super::client::{ClientRecord, MethodRecord, TimelineEntry};
+use super::client::{ClientRecord, MethodRecord};
 use super::resume::ResumeClass;
 use super::samples::{Samples, Summary, round_ms};
+use super::timeline::TimelineEntry;
 use super::verdict::{self, Verdict};
 use super::{Judge, JudgeState};
 
